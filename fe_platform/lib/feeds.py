@@ -1,0 +1,312 @@
+"""The feed registry: every feed of the contract (`shared/spec/feeds.md`) as data.
+
+A feed is a file pattern, a format, its columns with their rules, a partitioning, an
+owner and a freshness deadline. Ingestion assets, sensors, checks and the warehouse
+sources are all generated from this registry, so a new feed is a declaration here
+plus, where it has rules no column spec can say, a few named checks in `rules.py`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date
+
+import pyarrow as pa
+
+# Column kinds and the Arrow type each is validated into.
+ARROW_TYPES = {
+    "string": pa.string(),
+    "int": pa.int64(),
+    "decimal": pa.float64(),
+    "money": pa.decimal128(18, 2),
+    "date": pa.date32(),
+    "timestamp": pa.timestamp("us", tz="UTC"),
+    "bool": pa.bool_(),
+}
+
+US_STATES = (
+    "AL AK AZ AR CA CO CT DE FL GA HI ID IL IN IA KS KY LA ME MD MA MI MN MS MO MT NE NV NH NJ NM NY "
+    "NC ND OH OK OR PA RI SC SD TN TX UT VT VA WA WV WI WY DC PR"
+).split()
+
+LINEAGE_COLUMNS = {
+    "_source_file": pa.string(),
+    "_source_row": pa.int64(),
+    "_data_date": pa.date32(),
+    "_ingested_at": pa.timestamp("us", tz="UTC"),
+}
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    kind: str = "string"
+    required: bool = False
+    pattern: str | None = None  # full-match regex: `<name>_format`
+    allowed: tuple[str, ...] | None = None  # enum: `<name>_allowed`
+    min_value: float | None = None  # `<name>_range` (inclusive)
+    min_exclusive: bool = False
+    pii: str | None = None  # "hash": replaced by `<name>_hash`; "drop": never leaves raw
+    rules: tuple[str, ...] = ()  # named rules of the contract, implemented in rules.py
+
+    @property
+    def arrow_type(self) -> pa.DataType:
+        return ARROW_TYPES[self.kind]
+
+
+@dataclass(frozen=True)
+class Feed:
+    name: str
+    title: str
+    source: str
+    file_pattern: str  # regex on the file name; group `date` is YYYYMMDD
+    format: str  # "delimited" or "xlsx_or_csv" or "fx_json"
+    columns: tuple[Column, ...]
+    partitioning: str  # "weekly" (Friday week-ending) or "daily"
+    owner_team: str
+    owner_email: str
+    delimiter: str = ","
+    multiline_values: bool = False
+    key: tuple[str, ...] = ()
+    key_rule: str = "duplicate_key"
+    snapshot: bool = False
+    freshness: str = "daily"  # see defs/operations/freshness.py
+    quarantine_warn_pct: float = 5.0  # above this share of rows quarantined, the rules check is an ERROR
+    description: str = ""
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def landing_prefix(self) -> str:
+        return f"landing/{self.name}/"
+
+    def match(self, filename: str) -> date | None:
+        """The data date of a landing file name, or None when it is not this feed's."""
+        m = re.fullmatch(self.file_pattern, filename)
+        if not m:
+            return None
+        try:
+            return date(int(m["date"][:4]), int(m["date"][4:6]), int(m["date"][6:]))
+        except ValueError:
+            return None
+
+    def column(self, name: str) -> Column:
+        return next(c for c in self.columns if c.name == name)
+
+    @property
+    def source_columns(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    def validated_schema(self) -> pa.Schema:
+        """Columns of the validated dataset: typed, PII hashed or dropped, lineage last."""
+        fields = []
+        for c in self.columns:
+            if c.pii == "hash":
+                fields.append(pa.field(f"{c.name}_hash", pa.string()))
+            elif c.pii != "drop":
+                fields.append(pa.field(c.name, c.arrow_type))
+        fields += [pa.field(n, t) for n, t in LINEAGE_COLUMNS.items()]
+        return pa.schema(fields)
+
+
+DIGITS10 = r"\d{10}"
+SFDC_ID = dict(pattern=r"[0-9A-Za-z]{18}", rules=("sfdc_id_format",))
+ISO_DATE = dict(kind="date")
+COMMERCIAL = ("commercial-analytics", "commercial-analytics@fe-pharma.example")
+CRM = ("crm-operations", "crm-ops@fe-pharma.example")
+
+FEEDS: dict[str, Feed] = {}
+
+
+def _register(feed: Feed) -> None:
+    FEEDS[feed.name] = feed
+
+
+_register(Feed(
+    name="iqvia_rx",
+    title="IQVIA weekly prescriber-level prescriptions",
+    source="IQVIA",
+    file_pattern=r"RXDYN_WEEKLY_(?P<date>\d{8})\.txt(\.gz)?",
+    format="delimited",
+    delimiter="|",
+    partitioning="weekly",
+    freshness="weekly_tuesday",
+    owner_team=COMMERCIAL[0], owner_email=COMMERCIAL[1],
+    key=("prescriber_id", "ndc11", "week_ending", "payer_type", "channel"),
+    description="Weekly prescriber x product x payer x channel TRx/NRx/NBRx; each delivery restates up to "
+                "12 trailing weeks.",
+    columns=(
+        Column("prescriber_id", required=True, pattern=r"\d{1,10}"),
+        Column("npi", rules=("npi_check_digit",)),
+        Column("ndc11", required=True, rules=("ndc11_format",)),
+        Column("week_ending", "date", required=True,
+               rules=("week_ending_friday", "not_future", "week_in_window")),
+        Column("payer_type", allowed=("COMMERCIAL", "MEDICARE", "MEDICAID", "CASH", "OTHER")),
+        Column("channel", allowed=("RETAIL", "MAIL", "SPECIALTY", "LTC")),
+        Column("nrx", "int", min_value=0, rules=("nbrx_le_nrx",)),
+        Column("trx", "int", min_value=0, rules=("trx_ge_nrx",)),
+        Column("nbrx", "int", min_value=0),
+        Column("nqty", "decimal", min_value=0, rules=("nqty_le_tqty",)),
+        Column("tqty", "decimal", min_value=0),
+    ),
+))
+
+_register(Feed(
+    name="sap_billing",
+    title="SAP SD billing lines",
+    source="SAP",
+    file_pattern=r"SAP_BILLING_(?P<date>\d{8})\.(xlsx|csv)",
+    format="xlsx_or_csv",
+    partitioning="daily",
+    owner_team="finance-data", owner_email="finance-data@fe-pharma.example",
+    key=("billing_document", "billing_item"),
+    description="SAP SD billing document items in their document currency.",
+    columns=(
+        Column("billing_document", required=True, pattern=DIGITS10),
+        Column("billing_item", required=True, pattern=r"\d{6}"),
+        Column("billing_type", allowed=("F2", "L2", "G2", "RE", "S1")),
+        Column("billing_date", "date", required=True, rules=("not_future",)),
+        Column("sales_org", required=True, pattern=r"[A-Z0-9]{4}"),
+        Column("sold_to", required=True, pattern=DIGITS10),
+        Column("ship_to", required=True, pattern=DIGITS10),
+        Column("material", required=True, pattern=r"[0-9A-Z-]{1,18}"),
+        Column("quantity", "decimal", rules=("sign_by_billing_type",)),
+        Column("sales_unit", required=True, pattern=r"[A-Z]{2,3}"),
+        Column("net_value", "money"),
+        Column("currency", rules=("currency_code",)),
+    ),
+))
+
+_register(Feed(
+    name="sfdc_account",
+    title="CRM HCP accounts (full snapshot)",
+    source="Salesforce",
+    file_pattern=r"SFDC_ACCOUNT_(?P<date>\d{8})\.csv",
+    format="delimited",
+    multiline_values=True,
+    partitioning="daily",
+    snapshot=True,
+    owner_team=CRM[0], owner_email=CRM[1],
+    key=("account_id",),
+    description="Full snapshot of HCP accounts; PII hashed (email, phone) or dropped (address) at validation.",
+    columns=(
+        Column("account_id", required=True, **SFDC_ID),
+        Column("npi", rules=("npi_check_digit",)),
+        Column("first_name", required=True),
+        Column("last_name", required=True),
+        Column("specialty", allowed=("REI", "OBGYN", "ENDO", "PEDS_ENDO", "UROLOGY", "PCP", "NP_PA", "OTHER")),
+        Column("email", pii="hash", pattern=r"[^@\s]+@[^@\s]+\.[^@\s]+"),
+        Column("phone", pii="hash"),
+        Column("address_line1", pii="drop"),
+        Column("city"),
+        Column("state", allowed=tuple(US_STATES)),
+        Column("zip", pattern=r"\d{5}"),
+        Column("territory_id", required=True),
+        Column("pdrp_opt_out", "bool"),
+        Column("is_active", "bool"),
+        Column("last_modified", "timestamp", rules=("not_future",)),
+    ),
+))
+
+_register(Feed(
+    name="sfdc_call",
+    title="CRM field calls (incremental)",
+    source="Salesforce",
+    file_pattern=r"SFDC_CALL_(?P<date>\d{8})\.csv",
+    format="delimited",
+    multiline_values=True,
+    partitioning="daily",
+    owner_team=CRM[0], owner_email=CRM[1],
+    key=("call_id",),
+    description="Field calls created or modified since the previous extract; the latest last_modified wins.",
+    columns=(
+        Column("call_id", required=True, **SFDC_ID),
+        Column("account_id", required=True, **SFDC_ID),
+        Column("rep_id", required=True),
+        Column("territory_id", required=True),
+        Column("call_datetime", "timestamp", required=True),
+        Column("call_channel", allowed=("IN_PERSON", "VIRTUAL", "PHONE", "EMAIL")),
+        Column("call_type", allowed=("DETAIL", "DETAIL_WITH_SAMPLE", "GROUP_DETAIL", "CALL_ONLY")),
+        Column("products_detailed", rules=("products_detailed_format", "products_detailed_allowed")),
+        Column("call_status", allowed=("PLANNED", "SUBMITTED", "CANCELLED")),
+        Column("notes", pii="drop"),
+        Column("last_modified", "timestamp", rules=("not_future", "submitted_not_after_modified")),
+    ),
+))
+
+_register(Feed(
+    name="sfdc_territory",
+    title="Sales territory hierarchy (full snapshot)",
+    source="Salesforce",
+    file_pattern=r"SFDC_TERRITORY_(?P<date>\d{8})\.csv",
+    format="delimited",
+    multiline_values=True,
+    partitioning="daily",
+    snapshot=True,
+    owner_team=CRM[0], owner_email=CRM[1],
+    key=("territory_id",),
+    key_rule="territory_id_unique",
+    description="Territory -> district -> region hierarchy and the rep assigned to each territory.",
+    columns=(
+        Column("territory_id", required=True),
+        Column("territory_name", required=True),
+        Column("district_id", required=True),
+        Column("district_name", required=True),
+        Column("region_id", required=True),
+        Column("region_name", required=True),
+        Column("rep_id"),
+        Column("rep_name"),
+    ),
+))
+
+_register(Feed(
+    name="product_master",
+    title="Product master: brands and markets (full snapshot)",
+    source="Brand operations",
+    file_pattern=r"PRODUCT_MASTER_(?P<date>\d{8})\.csv",
+    format="delimited",
+    multiline_values=True,
+    partitioning="daily",
+    snapshot=True,
+    owner_team="brand-operations", owner_email="brand-ops@fe-pharma.example",
+    key=("ndc11",),
+    key_rule="ndc11_unique",
+    description="Every NDC of the franchise's markets, own brands and competitors.",
+    columns=(
+        Column("ndc11", required=True, rules=("ndc11_format",)),
+        Column("sap_material"),
+        Column("brand_code", required=True, pattern=r"[A-Z0-9_]{2,12}"),
+        Column("brand_name", required=True),
+        Column("molecule", required=True),
+        Column("market", allowed=("FERTILITY", "ENDOCRINOLOGY")),
+        Column("manufacturer", required=True),
+        Column("is_own_brand", "bool"),
+        Column("units_per_pack", "int", min_value=0, min_exclusive=True),
+    ),
+))
+
+_register(Feed(
+    name="fx_rates",
+    title="Daily reference exchange rates",
+    source="Exchange-rate API",
+    file_pattern=r"FX_RATES_(?P<date>\d{8})\.json",
+    format="fx_json",
+    partitioning="daily",
+    owner_team="finance-data", owner_email="finance-data@fe-pharma.example",
+    key=("rate_date", "quote_currency"),
+    description="EUR-based daily reference rates, pulled from the configured API into landing.",
+    columns=(
+        Column("rate_date", "date", required=True, rules=("not_future",)),
+        Column("base_currency", required=True, pattern=r"[A-Z]{3}"),
+        Column("quote_currency", required=True, pattern=r"[A-Z]{3}"),
+        Column("rate", "decimal", required=True, min_value=0, min_exclusive=True),
+    ),
+))
+
+
+def feed_for_key(key: str) -> Feed | None:
+    """The feed a landing key belongs to, if its folder and file name match one."""
+    parts = key.split("/")
+    if len(parts) != 3 or parts[0] != "landing" or parts[1] not in FEEDS:
+        return None
+    return FEEDS[parts[1]]
