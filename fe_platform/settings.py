@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
@@ -76,6 +76,8 @@ class Settings:
     postgres: PostgresSettings | None = None
     redshift: RedshiftSettings | None = None
     tableau: TableauSettings | None = None
+    freshness_weekly_cron: str = "0 12 * * 2"
+    freshness_daily_cron: str = "0 8 * * *"
 
     @property
     def lake_is_s3(self) -> bool:
@@ -129,6 +131,13 @@ def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...], default
     value = env.get(name, default).strip().lower() or default
     if value not in allowed:
         raise SettingsError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
+    return value
+
+
+def _cron(env: Mapping[str, str], name: str, default: str) -> str:
+    value = env.get(name, "").strip() or default
+    if len(value.split()) != 5:
+        raise SettingsError(f"{name} must be a five-field cron expression, got {value!r}")
     return value
 
 
@@ -210,6 +219,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         postgres=_postgres(env) if target == "postgres" else None,
         redshift=_redshift(env) if target == "redshift" else None,
         tableau=_tableau(env),
+        freshness_weekly_cron=_cron(env, "FE_FRESHNESS_WEEKLY_CRON", "0 12 * * 2"),
+        freshness_daily_cron=_cron(env, "FE_FRESHNESS_DAILY_CRON", "0 8 * * *"),
     )
 
 
@@ -218,5 +229,3 @@ def settings() -> Settings:
     """The process's settings, resolved once."""
     return load_settings()
 
-
-__all__ = ["Settings", "SettingsError", "load_settings", "settings", "asdict"]

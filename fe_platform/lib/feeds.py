@@ -110,7 +110,7 @@ class Feed:
 
 
 DIGITS10 = r"\d{10}"
-SFDC_ID = dict(pattern=r"[0-9A-Za-z]{18}", rules=("sfdc_id_format",))
+SFDC_ID = dict(rules=("sfdc_id_format",))
 ISO_DATE = dict(kind="date")
 COMMERCIAL = ("commercial-analytics", "commercial-analytics@fe-pharma.example")
 CRM = ("crm-operations", "crm-ops@fe-pharma.example")
@@ -302,6 +302,13 @@ _register(Feed(
         Column("rate", "decimal", required=True, min_value=0, min_exclusive=True),
     ),
 ))
+
+
+# Reference feeds first: the rules of later feeds look them up (brand codes, currencies).
+INGESTION_ORDER = ("product_master", "fx_rates", "sfdc_territory", "sfdc_account", "sfdc_call", "iqvia_rx",
+                   "sap_billing")
+assert sorted(INGESTION_ORDER) == sorted(FEEDS), "every feed has its place in the ingestion order"
+FEEDS = {name: FEEDS[name] for name in INGESTION_ORDER}
 
 
 def feed_for_key(key: str) -> Feed | None:

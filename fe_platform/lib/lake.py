@@ -19,7 +19,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
+import pyarrow as pa
 import pyarrow.fs as pafs
+import pyarrow.parquet as pq
 
 from fe_platform.settings import Settings
 
@@ -65,6 +67,11 @@ class Lake:
 
     def open(self, key: str) -> BinaryIO:
         return self.filesystem.open_input_stream(self.path(key))
+
+    def read_parquet(self, key: str, columns: list[str] | None = None,
+                     schema: pa.Schema | None = None) -> pa.Table:
+        with self.filesystem.open_input_file(self.path(key)) as f:
+            return pq.read_table(f, columns=columns, schema=schema)
 
     def read_bytes(self, key: str) -> bytes:
         with self.open(key) as f:

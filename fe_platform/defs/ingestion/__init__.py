@@ -1,0 +1,20 @@
+"""Ingestion: landing -> raw -> validated for every feed of the registry."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from fe_platform.defs.ingestion.assets import build_ingestion_assets
+from fe_platform.defs.ingestion.checks import build_ingestion_checks
+from fe_platform.defs.ingestion.sensors import build_ingestion_jobs_and_sensors
+from fe_platform.settings import Settings
+
+
+def build_defs(settings: Settings) -> dg.Definitions:
+    jobs, sensors = build_ingestion_jobs_and_sensors(settings)
+    return dg.Definitions(
+        assets=build_ingestion_assets(settings),
+        asset_checks=build_ingestion_checks(settings),
+        jobs=jobs,
+        sensors=sensors,
+    )

@@ -1,0 +1,21 @@
+"""Partitions of the feeds: IQVIA by week-ending Friday, every other feed by day.
+
+`end_offset=1` makes the current week's (day's) partition exist as soon as its data date is
+reached: a delivery is named after the day its data ends, and arrives after it.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from fe_platform.lib.feeds import Feed
+
+PARTITIONS_START = "2024-01-01"
+WEEKLY_START = "2024-01-05"  # the first Friday
+
+weekly_friday = dg.WeeklyPartitionsDefinition(start_date=WEEKLY_START, day_offset=5, end_offset=1)
+daily = dg.DailyPartitionsDefinition(start_date=PARTITIONS_START, end_offset=1)
+
+
+def partitions_for(feed: Feed) -> dg.TimeWindowPartitionsDefinition:
+    return weekly_friday if feed.partitioning == "weekly" else daily

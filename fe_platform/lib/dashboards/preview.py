@@ -1,0 +1,494 @@
+"""Previews a person can look at without Tableau.
+
+`render_preview` writes one self-contained HTML page per dashboard (`<slug>.html`: the charts
+as inline base64 PNGs, each followed by the values it plots in an HTML table; no scripts, no
+external resources) and one PNG per chart (`<slug>/chart-<n>.png`). `render_index` writes
+`index.html` linking every dashboard with its last refresh and data-quality status.
+The renderer knows chart kinds, not dashboards: everything specific is in the declarations.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import html
+import io
+import math
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.dates as mdates  # noqa: E402
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pyarrow as pa  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import FuncFormatter, MaxNLocator  # noqa: E402
+
+from .data import chart_frame, period, series_order  # noqa: E402
+from .declarations import Chart, Dashboard  # noqa: E402
+
+NO_DATA = "No data yet"
+PALETTE = ["#1f5fa8", "#e07b00", "#2a9d55", "#c8323c", "#7b4fb0", "#8c5a3c", "#d6589f", "#5b6770",
+           "#a8a21c", "#17a2b8"]
+OTHER_COLOR = "#b8bec4"
+FIG_SIZE = (11.5, 4.6)
+DPI = 100
+
+
+# ---------------------------------------------------------------- number formats
+
+def fmt_value(value, fmt: str) -> str:
+    """A value as people read it: thousands separators, percents, dollars; "–" for missing."""
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
+        return "–"
+    if isinstance(value, pd.Timestamp | dt.datetime | dt.date | np.datetime64):
+        return fmt_date(value)
+    if isinstance(value, str | bool | np.bool_):
+        return str(value)
+    v = float(value)
+    if fmt == "pct":
+        return f"{v:.1%}"
+    if fmt == "usd":
+        return f"-${abs(v):,.0f}" if v < 0 else f"${v:,.0f}"
+    if fmt == "float":
+        return f"{v:,.1f}"
+    return f"{v:,.0f}"
+
+
+def fmt_date(value) -> str:
+    ts = pd.Timestamp(value)
+    if ts.tzinfo is not None or ts.hour or ts.minute:
+        return ts.strftime("%Y-%m-%d %H:%M") + (" UTC" if ts.tzinfo is not None else "")
+    return ts.strftime("%Y-%m-%d")
+
+
+def _axis_formatter(fmt: str) -> FuncFormatter:
+    def compact(v: float, prefix: str = "") -> str:
+        a = abs(v)
+        sign = "-" if v < 0 else ""
+        if a >= 1e9:
+            return f"{sign}{prefix}{a / 1e9:,.1f}B"
+        if a >= 1e6:
+            return f"{sign}{prefix}{a / 1e6:,.1f}M"
+        if a >= 1e4 and prefix:
+            return f"{sign}{prefix}{a / 1e3:,.0f}K"
+        return f"{sign}{prefix}{a:,.0f}"
+
+    def f(v, _pos=None):
+        if fmt == "pct":
+            return f"{v:.0%}" if round(v * 100, 6) == round(v * 100) else f"{v:.1%}"
+        if fmt == "usd":
+            return compact(v, "$")
+        if fmt == "float":
+            return f"{v:,.1f}" if abs(v) < 10 and v != round(v) else f"{v:,.0f}"
+        return compact(v)
+
+    return FuncFormatter(f)
+
+
+def _is_time(series: pd.Series) -> bool:
+    return pd.api.types.is_datetime64_any_dtype(series)
+
+
+# ---------------------------------------------------------------- charts
+
+def _colors(names: list[str]) -> dict[str, str]:
+    out, i = {}, 0
+    for n in names:
+        if n == "Other":
+            out[n] = OTHER_COLOR
+        else:
+            out[n] = PALETTE[i % len(PALETTE)]
+            i += 1
+    return out
+
+
+def _wide(df: pd.DataFrame, chart: Chart) -> tuple[pd.DataFrame, str]:
+    """x as index, one column per series (first measure) or per measure; and the value format."""
+    x = chart.dimensions[0]
+    if chart.series:
+        order = series_order(df, chart)
+        wide = df.pivot(index=x, columns=chart.series, values=chart.y[0]).reindex(columns=order)
+        wide.columns = [str(c) for c in wide.columns]
+        return wide, chart.fmt_for(chart.y[0])
+    wide = df.set_index(x)[list(chart.y)]
+    wide.columns = [chart.label_for(m) for m in chart.y]
+    return wide, chart.fmt_for(chart.y[0])
+
+
+def _legend(ax, n: int, reverse: bool = False) -> None:
+    if n > 1:
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=9, reverse=reverse)
+
+
+def _value_locator(axis, fmt: str) -> None:
+    axis.set_major_locator(MaxNLocator(nbins=7, integer=fmt == "int", min_n_ticks=3))
+
+
+def _date_axis(ax, values: pd.Series) -> None:
+    """Readable date ticks: every week or two as "13 Nov" over a few months, months beyond."""
+    days = (values.max() - values.min()).days if len(values) else 0
+    if days <= 62:
+        ax.xaxis.set_major_locator(mdates.WeekdayLocator(byweekday=values.min().weekday()))
+        ax.xaxis.set_major_formatter(mdates.DateFormatter("%d %b"))
+    elif days <= 130:
+        ax.xaxis.set_major_locator(mdates.WeekdayLocator(byweekday=values.min().weekday(), interval=2))
+        ax.xaxis.set_major_formatter(mdates.DateFormatter("%d %b"))
+    else:
+        ax.xaxis.set_major_locator(mdates.MonthLocator())
+        ax.xaxis.set_major_formatter(mdates.DateFormatter("%b %Y"))
+    ax.xaxis.set_minor_locator(mdates.WeekdayLocator(byweekday=values.min().weekday()) if days <= 400
+                               else mdates.MonthLocator())
+
+
+def _style(ax) -> None:
+    ax.spines[["top", "right"]].set_visible(False)
+    ax.grid(axis="y", color="#e3e6ea", linewidth=0.8)
+    ax.set_axisbelow(True)
+
+
+def _draw_line(ax, df: pd.DataFrame, chart: Chart) -> None:
+    wide, fmt = _wide(df, chart)
+    colors = _colors(list(wide.columns))
+    for name in wide.columns:
+        s = wide[name].dropna()  # a weekly series among daily ones still draws as a line
+        ax.plot(s.index, s.to_numpy(), label=str(name), color=colors[name], linewidth=1.8,
+                marker="o" if len(s) <= 16 else None, markersize=3.5)
+    _value_locator(ax.yaxis, fmt)
+    ax.yaxis.set_major_formatter(_axis_formatter(fmt))
+    if _is_time(df[chart.dimensions[0]]):
+        _date_axis(ax, df[chart.dimensions[0]])
+    if fmt == "pct" and (wide.min(axis=None) or 0) < 0:
+        ax.axhline(0, color="#6b7280", linewidth=0.8)
+    ax.set_xlabel(chart.x_label or chart.label_for(chart.dimensions[0]))
+    ax.set_ylabel(chart.y_label or chart.label_for(chart.y[0]))
+    _legend(ax, len(wide.columns))
+
+
+def _draw_bars(ax, df: pd.DataFrame, chart: Chart, stacked: bool) -> None:
+    wide, fmt = _wide(df, chart)
+    x_col = chart.dimensions[0]
+    colors = _colors(list(wide.columns))
+    names = list(wide.columns)
+    wide = wide.fillna(0)
+    if _is_time(df[x_col]):
+        # vertical bars over time
+        xs = mdates.date2num(pd.to_datetime(wide.index).to_pydatetime())
+        step = np.min(np.diff(xs)) if len(xs) > 1 else 7.0
+        width = step * 0.8
+        bottom = np.zeros(len(wide))
+        for i, name in enumerate(names):
+            if stacked:
+                ax.bar(xs, wide[name], width, bottom=bottom, label=str(name), color=colors[name])
+                bottom = bottom + wide[name].to_numpy()
+            else:
+                w = width / len(names)
+                ax.bar(xs - width / 2 + w * (i + 0.5), wide[name], w, label=str(name), color=colors[name])
+        ax.xaxis_date()
+        _date_axis(ax, df[x_col])
+        _value_locator(ax.yaxis, fmt)
+        ax.yaxis.set_major_formatter(_axis_formatter(fmt))
+        ax.set_xlabel(chart.x_label or chart.label_for(x_col))
+        ax.set_ylabel(chart.y_label or chart.label_for(chart.y[0]))
+    else:
+        # horizontal bars, largest at the top, labels readable however long
+        wide.index = [str(i) for i in wide.index]
+        wide = wide.loc[wide.sum(axis=1).sort_values(ascending=True).index]
+        ys = np.arange(len(wide))
+        left = np.zeros(len(wide))
+        height = 0.75
+        for i, name in enumerate(names):
+            if stacked or len(names) == 1:
+                bars = ax.barh(ys, wide[name], height, left=left, label=str(name), color=colors[name])
+                left = left + wide[name].to_numpy()
+            else:
+                h = height / len(names)
+                bars = ax.barh(ys - height / 2 + h * (i + 0.5), wide[name], h, label=str(name),
+                               color=colors[name])
+                ax.bar_label(bars, labels=[fmt_value(v, fmt) for v in wide[name]], padding=3, fontsize=9)
+        if stacked or len(names) == 1:
+            ax.bar_label(bars, labels=[fmt_value(v, fmt) for v in left], padding=3, fontsize=9)
+        ax.set_yticks(ys, wide.index)
+        ax.xaxis.set_major_formatter(_axis_formatter(fmt))
+        _value_locator(ax.xaxis, fmt)
+        ax.set_xlim(0, max(float(left.max()) if len(left) else 0, float(wide.max(axis=None) or 0)) * 1.15 or 1)
+        ax.grid(axis="y", visible=False)
+        ax.grid(axis="x", color="#e3e6ea", linewidth=0.8)
+        ax.set_xlabel(chart.x_label or chart.label_for(chart.y[0]))
+        ax.set_ylabel(chart.y_label or chart.label_for(x_col))
+    _legend(ax, len(names), reverse=stacked)
+
+
+def _table_cells(df: pd.DataFrame, chart: Chart) -> tuple[list[str], list[list[str]], list[bool]]:
+    """Header, formatted rows, and which columns are numeric (right-aligned)."""
+    cols = list(chart.dimensions) + ([chart.series] if chart.series else []) + list(chart.y)
+    header = [chart.label_for(c) for c in cols]
+    numeric = [c in chart.y for c in cols]
+    rows = []
+    for rec in df[cols].itertuples(index=False):
+        rows.append([fmt_value(v, chart.fmt_for(c) if c in chart.y else "int") for c, v in zip(cols, rec,
+                                                                                                strict=True)])
+    return header, rows, numeric
+
+
+def _draw_table(fig: Figure, df: pd.DataFrame, chart: Chart, note: str) -> None:
+    header, rows, numeric = _table_cells(df, chart)
+    shown = rows[:25]
+    ax = fig.add_subplot()
+    ax.axis("off")
+    table = ax.table(cellText=shown, colLabels=header, loc="upper center", cellLoc="left")
+    table.auto_set_font_size(False)
+    table.set_fontsize(9)
+    table.auto_set_column_width(list(range(len(header))))
+    for (r, c), cell in table.get_celld().items():
+        cell.set_edgecolor("#d0d5db")
+        if numeric[c]:
+            cell.get_text().set_horizontalalignment("right")
+        if r == 0:
+            cell.set_facecolor("#eef1f5")
+            cell.get_text().set_fontweight("bold")
+    more = f"first {len(shown)} of {len(rows)} rows" if len(rows) > len(shown) else ""
+    if note or more:
+        ax.set_title(" · ".join(t for t in (note, more) if t), fontsize=10, loc="left", color="#52606d")
+
+
+def _period_note(chart: Chart, table: pa.Table | None) -> str:
+    span = period(chart, table) if table is not None and table.num_rows else None
+    if span is None:
+        return ""
+    monthly = chart.time_column.startswith("month")
+
+    def show(v) -> str:
+        return pd.Timestamp(v).strftime("%b %Y") if monthly else fmt_date(v)
+
+    first, last = span
+    label = chart.label_for(chart.time_column)
+    return f"{label}: {show(last)}" if first == last else f"{label}: {show(first)} to {show(last)}"
+
+
+def _figure(chart: Chart, df: pd.DataFrame, note: str = "") -> Figure:
+    if chart.kind == "table":
+        n = min(len(df), 25)
+        fig = Figure(figsize=(FIG_SIZE[0], 0.6 + 0.28 * (n + 1)), dpi=DPI)
+    else:
+        height = FIG_SIZE[1]
+        if chart.kind in ("bar", "stacked_bar") and not df.empty and not _is_time(df[chart.dimensions[0]]):
+            height = max(2.6, 1.0 + 0.34 * df[chart.dimensions[0]].nunique())
+        fig = Figure(figsize=(FIG_SIZE[0], height), dpi=DPI, layout="constrained")
+    fig.suptitle(chart.title, x=0.01, ha="left", fontsize=13, fontweight="bold")
+    if df.empty:
+        ax = fig.add_subplot()
+        ax.axis("off")
+        ax.text(0.5, 0.5, NO_DATA, ha="center", va="center", fontsize=16, color="#6b7280")
+        return fig
+    if chart.kind == "table":
+        _draw_table(fig, df, chart, note)
+        return fig
+    ax = fig.add_subplot()
+    _style(ax)
+    if note:
+        ax.set_title(note, loc="left", fontsize=10, color="#52606d")
+    if chart.kind == "line":
+        _draw_line(ax, df, chart)
+    else:
+        _draw_bars(ax, df, chart, stacked=chart.kind == "stacked_bar")
+    return fig
+
+
+def _png(fig: Figure) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None}, facecolor="white")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+# ---------------------------------------------------------------- HTML
+
+CSS = """
+body{font-family:"DejaVu Sans",Helvetica,Arial,sans-serif;margin:0;background:#f4f6f8;color:#1f2933}
+header{background:#17324d;color:#fff;padding:18px 28px}
+header h1{margin:0 0 6px;font-size:24px}
+header p{margin:2px 0;font-size:14px;color:#d5dee8}
+header a{color:#fff}
+main{padding:18px 28px;max-width:1240px}
+section{background:#fff;border:1px solid #dde2e8;border-radius:6px;padding:14px 18px;margin:0 0 18px}
+section h2{font-size:17px;margin:0 0 8px}
+img{max-width:100%;height:auto;display:block}
+table.data{border-collapse:collapse;font-size:13px;margin-top:6px}
+table.data th,table.data td{border-bottom:1px solid #e3e6ea;padding:4px 10px;text-align:left;max-width:380px;
+overflow-wrap:anywhere}
+table.data th{background:#eef1f5}
+table.data td.num,table.data th.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+.scroll{max-height:600px;overflow:auto}
+.period{color:#52606d;font-size:13px;margin:0 0 6px}
+details summary{cursor:pointer;color:#1f5fa8;font-size:13px;margin-top:6px}
+.nodata{color:#6b7280;font-size:18px;padding:30px;text-align:center}
+.badge{display:inline-block;padding:2px 10px;border-radius:10px;font-size:13px;font-weight:bold}
+.ok{background:#d9f2e3;color:#17643a}.warn{background:#fdecc8;color:#7a4b00}
+.fail{background:#f9d7d9;color:#8a1c24}.unknown{background:#e3e6ea;color:#3e4c59}
+.muted{color:#6b7280;font-size:13px}
+.sr-only{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap}
+"""
+
+
+def _status_class(status: str | None) -> str:
+    if not status:
+        return "unknown"
+    s = status.upper()
+    if s.startswith("OK"):
+        return "ok"
+    if s.startswith("WARN"):
+        return "warn"
+    if s.startswith(("FAIL", "ERROR")):
+        return "fail"
+    return "unknown"
+
+
+def _badge(status: str | None) -> str:
+    return f'<span class="badge {_status_class(status)}">{html.escape(status or "unknown")}</span>'
+
+
+def _html_table(header: list[str], rows: list[list[str]], numeric: list[bool], caption: str) -> str:
+    th = "".join(f'<th scope="col"{" class=num" if n else ""}>{html.escape(h)}</th>'
+                 for h, n in zip(header, numeric, strict=True))
+    body = "".join(
+        "<tr>" + "".join(f'<td{" class=num" if n else ""}>{html.escape(v)}</td>'
+                         for v, n in zip(r, numeric, strict=True)) + "</tr>"
+        for r in rows
+    )
+    return (f'<div class="scroll"><table class="data"><caption class="muted" style="text-align:left">'
+            f"{html.escape(caption)}</caption><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table></div>")
+
+
+def _chart_data_table(df: pd.DataFrame, chart: Chart) -> str:
+    """The values a chart plots, as an accessible table (x down, series or measures across)."""
+    if chart.kind == "table":
+        header, rows, numeric = _table_cells(df, chart)
+        return _html_table(header, rows, numeric, f"{len(rows):,} rows")
+    wide, fmt = _wide(df, chart)
+    x = chart.dimensions[0]
+    header = [chart.label_for(x)] + [str(c) for c in wide.columns]
+    numeric = [False] + [True] * len(wide.columns)
+    rows = [[fmt_value(idx, "int")] + [fmt_value(v, fmt) for v in vals]
+            for idx, vals in zip(wide.index, wide.to_numpy().tolist(), strict=True)]
+    if _is_time(df[x]):
+        rows.reverse()  # latest first
+    caption = f"{chart.label_for(chart.y[0])}" if chart.series else "Values"
+    return ("<details><summary>Data shown in this chart</summary>"
+            + _html_table(header, rows, numeric, caption) + "</details>")
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _when(value) -> str:
+    if value is None:
+        return "never"
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(dt.UTC)
+            return value.strftime("%Y-%m-%d %H:%M UTC")
+        return value.strftime("%Y-%m-%d %H:%M")
+    return str(value)
+
+
+def render_preview(dashboard: Dashboard, tables: Mapping[str, pa.Table], out_dir: Path,
+                   refreshed_at: dt.datetime, quality_status: str | None = None) -> Path:
+    """Write `<out_dir>/<slug>.html` and `<out_dir>/<slug>/chart-<n>.png`; return the HTML path.
+
+    A chart whose rows are empty (or whose table is missing) shows "No data yet".
+    """
+    out_dir = Path(out_dir)
+    png_dir = out_dir / dashboard.slug
+    sections = []
+    for n, chart in enumerate(dashboard.charts, start=1):
+        table = tables.get(chart.table)
+        df = chart_frame(chart, table) if table is not None else pd.DataFrame()
+        note = _period_note(chart, table)
+        png = _png(_figure(chart, df, note))
+        _write_atomic(png_dir / f"chart-{n}.png", png)
+        title = html.escape(chart.title)
+        if df.empty:
+            body = f'<div class="nodata">{NO_DATA}</div>'
+        elif chart.kind == "table":
+            body = _chart_data_table(df, chart)
+        else:
+            img = base64.b64encode(png).decode("ascii")
+            body = (f'<img src="data:image/png;base64,{img}" alt="{title}">'
+                    + _chart_data_table(df, chart))
+        # an image chart carries its title in the picture; the heading stays for screen readers
+        h2_class = ' class="sr-only"' if (chart.kind != "table" and not df.empty) else ""
+        desc = f'<p class="muted">{html.escape(chart.description)}</p>' if chart.description else ""
+        if note and h2_class == "":
+            desc += f'<p class="period">{html.escape(note)}</p>'
+        elif note:
+            desc += f'<p class="sr-only">{html.escape(note)}</p>'
+        sections.append(f'<section id="chart-{n}" data-chart="{n}" data-kind="{chart.kind}" '
+                        f'data-table="{chart.table}"><h2{h2_class}>{title}</h2>{desc}{body}</section>')
+    page = f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{html.escape(dashboard.title)}</title><style>{CSS}</style></head>
+<body><header><h1>{html.escape(dashboard.title)}</h1>
+<p>{html.escape(dashboard.description)}</p>
+<p>Owner: {html.escape(dashboard.owner_team)} &lt;{html.escape(dashboard.owner_email)}&gt; ·
+Reads: {html.escape(", ".join(dashboard.tables))}</p>
+<p>Last refreshed: {_when(refreshed_at)} · Data quality: {_badge(quality_status)} ·
+<a href="index.html">All dashboards</a></p></header>
+<main>{"".join(sections)}</main></body></html>
+"""
+    path = out_dir / f"{dashboard.slug}.html"
+    _write_atomic(path, page.encode("utf-8"))
+    return path
+
+
+def render_index(dashboards_status: list[dict], out_dir: Path) -> Path:
+    """Write `<out_dir>/index.html` linking every dashboard; return its path.
+
+    Each entry: `slug` and `title` (required), and optionally `refreshed_at` (datetime or
+    text), `quality_status` (e.g. "OK", "WARN: 2 files rejected"), `owner_team`,
+    `description`, `href` (default `<slug>.html`).
+    """
+    rows = []
+    for d in dashboards_status:
+        href = html.escape(d.get("href") or f"{d['slug']}.html")
+        rows.append(
+            f'<tr data-slug="{html.escape(d["slug"])}"><td><a href="{href}">{html.escape(d["title"])}</a>'
+            f'<div class="muted">{html.escape(d.get("description", ""))}</div></td>'
+            f'<td>{html.escape(d.get("owner_team", ""))}</td>'
+            f"<td>{html.escape(_when(d.get('refreshed_at')))}</td>"
+            f"<td>{_badge(d.get('quality_status'))}</td></tr>"
+        )
+    if not rows:
+        rows.append(f'<tr><td colspan="4" class="nodata">{NO_DATA}</td></tr>')
+    page = f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>F&amp;E dashboards</title><style>{CSS}
+table.index{{border-collapse:collapse;width:100%;background:#fff;font-size:15px}}
+table.index th,table.index td{{padding:10px 14px;border-bottom:1px solid #e3e6ea;text-align:left;vertical-align:top}}
+table.index th{{background:#eef1f5}}</style></head>
+<body><header><h1>Fertility &amp; Endocrinology dashboards</h1>
+<p>Previews of the dashboards' data sources. The same data is in each dashboard's Hyper extract.</p></header>
+<main><table class="index"><thead><tr><th scope="col">Dashboard</th><th scope="col">Owner</th>
+<th scope="col">Last refreshed</th><th scope="col">Data quality</th></tr></thead>
+<tbody>{"".join(rows)}</tbody></table></main></body></html>
+"""
+    out_dir = Path(out_dir)
+    path = out_dir / "index.html"
+    _write_atomic(path, page.encode("utf-8"))
+    return path

@@ -1,0 +1,342 @@
+"""Ingestion of one delivery: landing -> raw (bronze) -> validated + quarantine (silver).
+
+The zones and outcomes are those of `shared/spec/feeds.md`:
+- a file whose bytes equal an earlier delivery of its feed is recorded as `duplicate` and skipped;
+- a file that cannot be read is copied to `rejected/<feed>/` with a `<file>.error.json`, recorded as
+  `rejected`, and nothing of it reaches validated;
+- otherwise its bytes are kept in `raw/`, every row is checked by the feed's pandera schema, and the
+  partition's validated and quarantine datasets are replaced as a whole; `loaded` is recorded with
+  rows_in = rows_valid + rows_quarantined.
+Rows are streamed in chunks into Parquet writers, so memory does not grow with the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import tempfile
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from fe_platform.lib.feeds import FEEDS, Feed
+from fe_platform.lib.lake import Lake
+from fe_platform.lib.readers import Delivery, UnreadableFile, open_delivery
+from fe_platform.lib.rules import RuleContext, build_schema, check_chunk, key_hashes
+
+PART = "part.parquet"
+SAMPLE_ROWS = 5
+
+DELIVERY_LOG_SCHEMA = pa.schema([
+    ("feed", pa.string()),
+    ("landing_key", pa.string()),
+    ("partition", pa.string()),
+    ("sha256", pa.string()),
+    ("outcome", pa.string()),
+    ("rows_in", pa.int64()),
+    ("rows_valid", pa.int64()),
+    ("rows_quarantined", pa.int64()),
+    ("reason", pa.string()),
+    ("ingested_at", pa.timestamp("us", tz="UTC")),
+    ("raw_key", pa.string()),
+    ("drift_columns", pa.string()),
+    ("rule_counts", pa.string()),  # JSON {rule: rows}
+])
+
+
+@dataclass
+class DeliveryRecord:
+    """One line of the delivery log."""
+
+    feed: str
+    landing_key: str
+    partition: str | None
+    sha256: str
+    outcome: str  # loaded | rejected | duplicate
+    rows_in: int = 0
+    rows_valid: int = 0
+    rows_quarantined: int = 0
+    reason: str | None = None
+    ingested_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    raw_key: str | None = None
+    drift_columns: str | None = None
+    rule_counts: str | None = None
+
+    @property
+    def rules(self) -> dict[str, int]:
+        return json.loads(self.rule_counts) if self.rule_counts else {}
+
+
+def zone_key(zone: str, feed: str, partition: str, name: str = PART) -> str:
+    return f"{zone}/{feed}/{partition}/{name}"
+
+
+# --- the delivery log ------------------------------------------------------------------------------
+
+def record_delivery(lake: Lake, record: DeliveryRecord) -> None:
+    """Append a record: one small immutable Parquet object per delivery outcome."""
+    stamp = record.ingested_at.strftime("%Y%m%dT%H%M%S%fZ")
+    table = pa.Table.from_pylist([asdict(record)], schema=DELIVERY_LOG_SCHEMA)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp, "record.parquet")
+        pq.write_table(table, path)
+        lake.put_file(path, f"deliveries/{record.feed}/{stamp}-{record.sha256[:12]}-{record.outcome}.parquet")
+
+
+def read_delivery_log(lake: Lake, feed: str | None = None) -> list[DeliveryRecord]:
+    """Every record (of one feed, when given), oldest first."""
+    prefix = f"deliveries/{feed}/" if feed else "deliveries/"
+    tables = [lake.read_parquet(o.key, schema=DELIVERY_LOG_SCHEMA) for o in lake.list(prefix)]
+    if not tables:
+        return []
+    rows = pa.concat_tables(tables).sort_by("ingested_at").to_pylist()
+    return [DeliveryRecord(**row) for row in rows]
+
+
+def delivery_log_table(lake: Lake) -> pa.Table:
+    records = read_delivery_log(lake)
+    return pa.Table.from_pylist([asdict(r) for r in records], schema=DELIVERY_LOG_SCHEMA)
+
+
+# --- reference data that rules look up -------------------------------------------------------------
+
+def _validated_column(lake: Lake, feed: str, column: str, latest_only: bool = False) -> set[str]:
+    keys = sorted(o.key for o in lake.list(f"validated/{feed}/") if o.key.endswith(PART))
+    if latest_only:
+        keys = keys[-1:]
+    values: set[str] = set()
+    for key in keys:
+        values.update(v for v in lake.read_parquet(key, columns=[column])[column].to_pylist() if v)
+    return values
+
+
+def rule_context(lake: Lake, feed: Feed, data_date: date, duplicate_key_hashes=None) -> RuleContext:
+    """The data date plus the reference data a feed's rules need (read from the validated zone)."""
+    currencies = brands = frozenset()
+    if feed.name == "sap_billing":
+        currencies = frozenset(_validated_column(lake, "fx_rates", "quote_currency"))
+    if feed.name == "sfdc_call":
+        brands = frozenset(_validated_column(lake, "product_master", "brand_code", latest_only=True))
+    return RuleContext(
+        data_date=data_date,
+        known_currencies=currencies,
+        known_brand_codes=brands,
+        duplicate_key_hashes=(duplicate_key_hashes if duplicate_key_hashes is not None
+                              else np.empty(0, dtype=np.uint64)),
+    )
+
+
+# --- PII --------------------------------------------------------------------------------------------
+
+def pii_hash(values: pd.Series, key: str) -> pa.Array:
+    """Keyed HMAC-SHA256 of the trimmed, lower-cased value (null stays null)."""
+    secret = key.encode()
+    return pa.array(
+        [None if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v))
+         else hmac.new(secret, str(v).strip().lower().encode(), hashlib.sha256).hexdigest()
+         for v in values],
+        pa.string(),
+    )
+
+
+# --- validation of one delivery ---------------------------------------------------------------------
+
+@dataclass
+class ValidationResult:
+    rows_in: int
+    rows_valid: int
+    rows_quarantined: int
+    rule_counts: Counter
+    validated_path: Path
+    quarantine_path: Path
+
+
+def quarantine_schema(feed: Feed) -> pa.Schema:
+    """Every source column as text (PII hashed or dropped, as everywhere past raw), lineage, reasons."""
+    fields = [pa.field(f.name, pa.string()) for f in feed.validated_schema() if not f.name.startswith("_")]
+    fields += [f for f in feed.validated_schema() if f.name.startswith("_")]
+    return pa.schema(fields + [pa.field("_reject_reasons", pa.string())])
+
+
+def _lineage(n: int, first_row: int, source_file: str, data_date: date, ingested_at: datetime) -> dict:
+    return {
+        "_source_file": pa.array([source_file] * n, pa.string()),
+        "_source_row": pa.array(np.arange(first_row, first_row + n, dtype=np.int64)),
+        "_data_date": pa.array([data_date] * n, pa.date32()),
+        "_ingested_at": pa.array([ingested_at] * n, pa.timestamp("us", tz="UTC")),
+    }
+
+
+def _text_columns(feed: Feed, frame: pd.DataFrame, pii_key: str) -> dict[str, pa.Array]:
+    out = {}
+    for c in feed.columns:
+        if c.pii == "hash":
+            out[f"{c.name}_hash"] = pii_hash(frame[c.name], pii_key)
+        elif c.pii != "drop":
+            out[c.name] = pa.array(frame[c.name], pa.string(), from_pandas=True)
+    return out
+
+
+def _typed(feed: Feed, text: dict[str, pa.Array]) -> dict[str, pa.Array]:
+    """Cast validated text to the contract types (every value already passed its type rule)."""
+    out = {}
+    for c in feed.columns:
+        if c.pii == "hash":
+            out[f"{c.name}_hash"] = text[f"{c.name}_hash"]
+        elif c.pii == "drop":
+            continue
+        elif c.kind == "bool":
+            out[c.name] = pc.cast(pc.utf8_lower(text[c.name]), pa.bool_())
+        else:
+            out[c.name] = pc.cast(text[c.name], c.arrow_type)
+    return out
+
+
+def duplicate_keys(delivery: Delivery) -> np.ndarray:
+    """Hashes of the keys that occur more than once in the file (a first pass over the key columns)."""
+    feed = delivery.feed
+    if not feed.key:
+        return np.empty(0, dtype=np.uint64)
+    hashes = [key_hashes(chunk, feed.key) for chunk in delivery.chunks(list(feed.key))]
+    if not hashes:
+        return np.empty(0, dtype=np.uint64)
+    values, counts = np.unique(np.concatenate(hashes), return_counts=True)
+    return values[counts > 1]
+
+
+def validate_delivery(delivery: Delivery, data_date: date, ingested_at: datetime, pii_key: str,
+                      workdir: Path, source_file: str | None = None) -> ValidationResult:
+    """Check every row; write clean rows (typed) and quarantined rows (text + reasons) as Parquet."""
+    feed, lake = delivery.feed, delivery.lake
+    ctx = rule_context(lake, feed, data_date, duplicate_keys(delivery))
+    schema = build_schema(feed, ctx)
+    valid_schema, bad_schema = feed.validated_schema(), quarantine_schema(feed)
+    valid_path, bad_path = workdir / "validated.parquet", workdir / "quarantine.parquet"
+    counts: Counter = Counter()
+    rows_in = rows_valid = rows_bad = 0
+    with pq.ParquetWriter(valid_path, valid_schema) as valid_out, \
+            pq.ParquetWriter(bad_path, bad_schema) as bad_out:
+        for chunk in delivery.chunks():
+            n = len(chunk)
+            chunk.index = pd.RangeIndex(n)
+            reasons = check_chunk(schema, chunk)
+            text = _text_columns(feed, chunk, pii_key)
+            lineage = _lineage(n, rows_in + 1, source_file or delivery.key, data_date, ingested_at)
+            bad = (reasons != "").to_numpy()
+            if bad.any():
+                mask = pa.array(bad)
+                rows = {k: v.filter(mask) for k, v in {**text, **lineage}.items()}
+                rows["_reject_reasons"] = pa.array(reasons[bad].to_numpy(), pa.string())
+                bad_out.write_table(pa.table(rows, schema=bad_schema))
+                for joined in reasons[bad]:
+                    counts.update(joined.split(";"))
+            good = pa.array(~bad)
+            clean = {k: v.filter(good) for k, v in text.items()}
+            typed = _typed(feed, clean)
+            typed.update({k: v.filter(good) for k, v in lineage.items()})
+            valid_out.write_table(pa.table(typed, schema=valid_schema))
+            rows_in += n
+            rows_bad += int(bad.sum())
+            rows_valid += n - int(bad.sum())
+    return ValidationResult(rows_in, rows_valid, rows_bad, counts, valid_path, bad_path)
+
+
+# --- a delivery from landing to the zones ----------------------------------------------------------
+
+def _reject(lake: Lake, feed: Feed, key: str, sha: str, partition: str | None, problem: str,
+            now: datetime) -> DeliveryRecord:
+    name = key.rsplit("/", 1)[-1]
+    lake.copy(key, f"rejected/{feed.name}/{name}")
+    error = {"file": key, "feed": feed.name, "sha256": sha, "problem": problem,
+             "rejected_at": now.isoformat()}
+    lake.put_bytes(json.dumps(error, indent=2).encode(), f"rejected/{feed.name}/{name}.error.json")
+    record = DeliveryRecord(feed.name, key, partition, sha, "rejected", reason=problem, ingested_at=now)
+    record_delivery(lake, record)
+    return record
+
+
+def _publish(lake: Lake, feed: Feed, partition: str, result: ValidationResult) -> None:
+    lake.put_file(result.validated_path, zone_key("validated", feed.name, partition))
+    lake.put_file(result.quarantine_path, zone_key("quarantine", feed.name, partition))
+
+
+def ingest_landing_file(lake: Lake, key: str, pii_key: str, now: datetime | None = None,
+                        log: list[DeliveryRecord] | None = None) -> DeliveryRecord:
+    """Take one landing file through the zones; returns its record (also appended to the log)."""
+    now = now or datetime.now(UTC)
+    parts = key.split("/")
+    feed = FEEDS[parts[1]]
+    log = read_delivery_log(lake, feed.name) if log is None else log
+    sha = lake.sha256(key)
+    data_date = feed.match(parts[-1])
+    partition = data_date.isoformat() if data_date else None
+
+    for earlier in log:
+        if earlier.sha256 == sha and earlier.outcome in ("loaded", "rejected"):
+            if earlier.landing_key == key:
+                return earlier  # this very file was ingested already: nothing new
+            record = DeliveryRecord(feed.name, key, partition, sha, "duplicate", ingested_at=now,
+                                    reason=f"same bytes as {earlier.landing_key}, ingested "
+                                           f"{earlier.ingested_at.isoformat()}")
+            record_delivery(lake, record)
+            return record
+
+    try:
+        delivery = open_delivery(feed, lake, key)
+        with tempfile.TemporaryDirectory() as tmp:
+            result = validate_delivery(delivery, data_date, now, pii_key, Path(tmp))
+            raw_key = f"raw/{feed.name}/{partition}/{sha[:16]}/{parts[-1]}"
+            lake.copy(key, raw_key)
+            _publish(lake, feed, partition, result)
+    except UnreadableFile as exc:
+        return _reject(lake, feed, key, sha, partition, exc.problem, now)
+
+    record = DeliveryRecord(
+        feed.name, key, partition, sha, "loaded", result.rows_in, result.rows_valid,
+        result.rows_quarantined, ingested_at=now, raw_key=raw_key,
+        drift_columns=json.dumps(delivery.extra_columns) if delivery.extra_columns else None,
+        rule_counts=json.dumps(dict(sorted(result.rule_counts.items()))),
+    )
+    record_delivery(lake, record)
+    return record
+
+
+def revalidate_partition(lake: Lake, feed: Feed, partition: str, pii_key: str) -> DeliveryRecord | None:
+    """Rebuild a partition from its latest loaded delivery in raw (a re-run or a backfill).
+
+    The delivery's own ingestion time stamps the rows, so a re-run gives the same dataset.
+    """
+    loaded = [r for r in read_delivery_log(lake, feed.name)
+              if r.partition == partition and r.outcome == "loaded"]
+    if not loaded:
+        return None
+    record = loaded[-1]
+    delivery = open_delivery(feed, lake, record.raw_key)
+    with tempfile.TemporaryDirectory() as tmp:
+        result = validate_delivery(delivery, date.fromisoformat(partition), record.ingested_at, pii_key,
+                                   Path(tmp), source_file=record.landing_key)
+        _publish(lake, feed, partition, result)
+    return record
+
+
+def landing_files(lake: Lake, feed: Feed, start_after: str | None = None) -> list[str]:
+    """Landing keys of a feed in key order (after `start_after`), files directly in its folder only."""
+    return [o.key for o in lake.list(feed.landing_prefix, start_after=start_after)
+            if o.key.count("/") == 2]
+
+
+def reject_unpartitionable(lake: Lake, key: str, problem: str) -> DeliveryRecord:
+    """Reject a landing file before any run: it names no partition the platform can file it under."""
+    feed = FEEDS[key.split("/")[1]]
+    known = [r for r in read_delivery_log(lake, feed.name) if r.landing_key == key]
+    if known:
+        return known[-1]
+    return _reject(lake, feed, key, lake.sha256(key), None, problem, datetime.now(UTC))

@@ -1,0 +1,231 @@
+"""Readers: a landing file in, chunks of text rows out, in bounded memory.
+
+Every reader yields pandas frames whose columns are the contract's column names
+(matched case-insensitively after trimming), every value a trimmed string or null
+(empty, `NULL`, `null` and `N/A` mean null). A file that cannot be read at all raises
+`UnreadableFile`, whose message names the file and the problem.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pcsv
+
+from fe_platform.lib.feeds import Feed
+from fe_platform.lib.lake import Lake
+
+NULL_LITERALS = ["", "NULL", "null", "N/A"]
+BLOCK_SIZE = 8 << 20  # bytes of CSV parsed per chunk: bounds memory, amortises per-chunk work
+XLSX_CHUNK_ROWS = 100_000
+HEADER_PEEK = 1 << 16
+
+
+class UnreadableFile(Exception):
+    """The whole file is rejected: it cannot be parsed as its feed's format."""
+
+    def __init__(self, key: str, problem: str):
+        super().__init__(f"{key}: {problem}")
+        self.key = key
+        self.problem = problem
+
+
+@dataclass
+class Delivery:
+    """An opened landing file: its header, mapped onto the contract's columns."""
+
+    feed: Feed
+    lake: Lake
+    key: str
+    header: list[str]  # the names as delivered
+    mapping: dict[str, str]  # delivered name -> contract column
+    extra_columns: list[str] = field(default_factory=list)  # schema drift: kept in raw, not validated
+    _rows: list[list] | None = None  # fx and xlsx: the parsed rows
+
+    def chunks(self, columns: list[str] | None = None) -> Iterator[pd.DataFrame]:
+        """Text frames of the contract's columns (or only `columns`), in file order."""
+        wanted = columns or self.feed.source_columns
+        if self._rows is not None:
+            yield from self._row_chunks(wanted)
+        else:
+            yield from self._csv_chunks(wanted)
+
+    def _row_chunks(self, wanted: list[str]) -> Iterator[pd.DataFrame]:
+        position = {name: self.header.index(raw) for raw, name in self.mapping.items()}
+        for start in range(0, max(len(self._rows), 1), XLSX_CHUNK_ROWS):
+            rows = self._rows[start:start + XLSX_CHUNK_ROWS]
+            if not rows and start:
+                break
+            table = pa.table({
+                name: pa.array([r[position[name]] if position[name] < len(r) else None for r in rows],
+                               pa.string())
+                for name in wanted
+            })
+            yield _normalize(table)
+
+    def _csv_chunks(self, wanted: list[str]) -> Iterator[pd.DataFrame]:
+        reverse = {name: raw for raw, name in self.mapping.items()}
+        include = [reverse[name] for name in wanted]
+        try:
+            with _open_stream(self) as stream:
+                reader = pcsv.open_csv(
+                    stream,
+                    read_options=pcsv.ReadOptions(block_size=BLOCK_SIZE),
+                    parse_options=pcsv.ParseOptions(delimiter=self.feed.delimiter,
+                                                    newlines_in_values=self.feed.multiline_values),
+                    convert_options=pcsv.ConvertOptions(
+                        column_types={raw: pa.string() for raw in self.header},
+                        include_columns=include, strings_can_be_null=False),
+                )
+                for batch in reader:
+                    table = pa.Table.from_batches([batch]).rename_columns(wanted)
+                    yield _normalize(table)
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise UnreadableFile(self.key, _arrow_problem(exc)) from exc
+
+
+def _arrow_problem(exc: Exception) -> str:
+    text = str(exc)
+    if "invalid UTF8" in text:
+        return "bytes that are not valid UTF-8"
+    if "Expected" in text and "columns" in text:
+        return f"rows with the wrong number of fields ({text.splitlines()[0]})"
+    if "gzip" in text.lower() or "zlib" in text.lower():
+        return f"not a valid gzip file ({text.splitlines()[0]})"
+    return text.splitlines()[0]
+
+
+def _normalize(table: pa.Table) -> pd.DataFrame:
+    columns = {}
+    for name in table.column_names:
+        values = pc.utf8_trim_whitespace(table[name])
+        columns[name] = pc.if_else(pc.is_in(values, pa.array(NULL_LITERALS)), None, values)
+    return pa.table(columns).to_pandas()
+
+
+def _open_stream(delivery: Delivery):
+    raw = delivery.lake.open(delivery.key)
+    if delivery.key.endswith(".gz"):
+        return pa.CompressedInputStream(raw, "gzip")
+    return raw
+
+
+def _map_header(feed: Feed, key: str, header: list[str]) -> tuple[dict[str, str], list[str]]:
+    """Delivered names onto contract columns; the file is unreadable when one is missing or doubled."""
+    wanted = set(feed.source_columns)
+    mapping, extra, seen = {}, [], {}
+    for raw in header:
+        name = raw.strip().lower()
+        if name in seen:
+            raise UnreadableFile(key, f"column {name!r} appears twice in the header")
+        seen[name] = raw
+        if name in wanted:
+            mapping[raw] = name
+        else:
+            extra.append(raw)
+    missing = [c for c in feed.source_columns if c not in seen]
+    if missing:
+        problem = f"missing required column(s) {', '.join(missing)}"
+        if len(header) == 1:
+            problem += f"; the header has a single field: wrong delimiter (expected {feed.delimiter!r})?"
+        elif not mapping:
+            problem += "; the first row looks like data: is the header missing?"
+        raise UnreadableFile(key, problem)
+    return mapping, extra
+
+
+def _peek_header(delivery_key: str, feed: Feed, lake: Lake) -> list[str]:
+    try:
+        with lake.open(delivery_key) as f:
+            stream = pa.CompressedInputStream(f, "gzip") if delivery_key.endswith(".gz") else f
+            head = stream.read(HEADER_PEEK)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise UnreadableFile(delivery_key, _arrow_problem(exc)) from exc
+    if not head.strip():
+        raise UnreadableFile(delivery_key, "the file is empty")
+    decoder = codecs.getincrementaldecoder("utf-8-sig")()
+    try:
+        text = decoder.decode(head, final=len(head) < HEADER_PEEK)
+    except UnicodeDecodeError as exc:
+        raise UnreadableFile(delivery_key, f"bytes that are not valid UTF-8 ({exc.reason} at byte "
+                                           f"{exc.start})") from exc
+    first = next(csv.reader(io.StringIO(text), delimiter=feed.delimiter), None)
+    if not first or not any(v.strip() for v in first):
+        raise UnreadableFile(delivery_key, "no header row")
+    return first
+
+
+def _cell(value) -> str | None:
+    """An XLSX cell as text: numbers stored as numbers or as text read alike."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() else repr(value)
+    if isinstance(value, datetime):
+        return value.date().isoformat() if value.time() == datetime.min.time() else value.isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    return str(value)
+
+
+def _read_xlsx(feed: Feed, lake: Lake, key: str) -> Delivery:
+    from python_calamine import CalamineWorkbook
+
+    data = lake.read_bytes(key)
+    if not data:
+        raise UnreadableFile(key, "the file is empty")
+    try:
+        sheet = CalamineWorkbook.from_filelike(io.BytesIO(data)).get_sheet_by_index(0)
+        rows = [[_cell(v) if v != "" else None for v in row] for row in sheet.iter_rows()]
+    except Exception as exc:  # calamine raises its own types for every way a workbook is broken
+        raise UnreadableFile(key, f"not a readable XLSX workbook ({exc})") from exc
+    if not rows or not any(rows[0]):
+        raise UnreadableFile(key, "no header row on the first sheet")
+    header = [v or "" for v in rows[0]]
+    mapping, extra = _map_header(feed, key, header)
+    return Delivery(feed, lake, key, header, mapping, extra, _rows=rows[1:])
+
+
+def _read_fx_json(feed: Feed, lake: Lake, key: str) -> Delivery:
+    data = lake.read_bytes(key)
+    if not data.strip():
+        raise UnreadableFile(key, "the file is empty")
+    try:
+        body = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UnreadableFile(key, f"not valid JSON ({exc})") from exc
+    if not isinstance(body, dict) or not isinstance(body.get("rates"), dict):
+        raise UnreadableFile(key, 'not an exchange-rate body: expected {"base", "date", "rates": {...}}')
+    missing = [k for k in ("base", "date") if not isinstance(body.get(k), str)]
+    if missing:
+        raise UnreadableFile(key, f"the body lacks {', '.join(missing)}")
+    header = feed.source_columns
+    rows = [[body["date"], body["base"], str(quote), None if rate is None else str(rate)]
+            for quote, rate in body["rates"].items()]
+    return Delivery(feed, lake, key, header, {c: c for c in header}, [], _rows=rows)
+
+
+def open_delivery(feed: Feed, lake: Lake, key: str) -> Delivery:
+    """Open a landing file of `feed`; raises UnreadableFile when it cannot be read at all."""
+    filename = key.rsplit("/", 1)[-1]
+    if feed.match(filename) is None:
+        raise UnreadableFile(key, f"the file name does not match the {feed.name} pattern "
+                                  f"{feed.file_pattern!r}")
+    if feed.format == "fx_json":
+        return _read_fx_json(feed, lake, key)
+    if feed.format == "xlsx_or_csv" and filename.endswith(".xlsx"):
+        return _read_xlsx(feed, lake, key)
+    header = _peek_header(key, feed, lake)
+    mapping, extra = _map_header(feed, key, header)
+    return Delivery(feed, lake, key, header, mapping, extra)

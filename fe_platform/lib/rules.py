@@ -1,0 +1,233 @@
+"""The row-level rules of the feed contract, as pandera schemas.
+
+Rules run on the text of a delivery (every column a string, trimmed, null literals
+already turned into nulls), so that a value that is not even of its column's type is
+caught by a rule (`<column>_type`) instead of failing the file. Every check carries
+its contract name; `check_chunk` turns pandera's failure cases into the `;`-separated
+reasons a quarantined row keeps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+import numpy as np
+import pandas as pd
+import pandera.pandas as pa
+from pandera.errors import SchemaErrors
+
+from fe_platform.lib.feeds import Column, Feed
+from fe_platform.lib.identifiers import sfdc_suffix
+
+TYPE_PATTERNS = {
+    "int": r"-?\d+",
+    "decimal": r"-?\d+(\.\d+)?",
+    "money": r"-?\d+(\.\d+)?",
+    "date": r"\d{4}-\d{2}-\d{2}",
+    "timestamp": r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|\+00:00)",
+    "bool": r"(?i:true|false)",
+}
+RESTATEMENT_WEEKS = 12
+
+
+@dataclass(frozen=True)
+class RuleContext:
+    """What a rule may know beyond the row: the file's data date and reference data."""
+
+    data_date: date
+    known_currencies: frozenset[str] = frozenset()
+    known_brand_codes: frozenset[str] = frozenset()
+    duplicate_key_hashes: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.uint64))
+
+
+# --- value parsing shared by the rules -------------------------------------------------------------
+
+def as_number(s: pd.Series) -> pd.Series:
+    return pd.to_numeric(s.where(s.str.fullmatch(TYPE_PATTERNS["decimal"], na=False)), errors="coerce")
+
+
+def as_date(s: pd.Series) -> pd.Series:
+    return pd.to_datetime(s.str.slice(0, 10), format="%Y-%m-%d", errors="coerce")
+
+
+def key_hashes(df: pd.DataFrame, key: tuple[str, ...]) -> np.ndarray:
+    """A 64-bit hash per row of its key columns, so a whole file's keys fit in little memory."""
+    return pd.util.hash_pandas_object(df[list(key)], index=False).to_numpy()
+
+
+# --- the named rules of the contract ---------------------------------------------------------------
+
+def npi_check_digit(s: pd.Series) -> pd.Series:
+    shaped = s.str.fullmatch(r"[12]\d{9}", na=False)
+    ok = pd.Series(False, index=s.index)
+    if shaped.any():
+        digits = np.array([list(v) for v in s[shaped]], dtype=np.int64) if shaped.sum() else None
+        body = digits[:, :9][:, ::-1]  # rightmost of the first nine first: doubled
+        doubled = body[:, 0::2] * 2
+        doubled = np.where(doubled > 9, doubled - 9, doubled)
+        total = 24 + doubled.sum(axis=1) + body[:, 1::2].sum(axis=1)
+        ok[shaped] = (10 - total % 10) % 10 == digits[:, 9]
+    return ok
+
+
+def sfdc_id_format(s: pd.Series) -> pd.Series:
+    shaped = s.str.fullmatch(r"[0-9A-Za-z]{18}", na=False)
+    return shaped & s.map(lambda v: isinstance(v, str) and len(v) == 18 and sfdc_suffix(v[:15]) == v[15:])
+
+
+def _le(left: str, right: str) -> Callable[[pd.DataFrame], pd.Series]:
+    def check(df: pd.DataFrame) -> pd.Series:
+        a, b = as_number(df[left]), as_number(df[right])
+        return a.isna() | b.isna() | (a <= b)
+    return check
+
+
+def sign_by_billing_type(df: pd.DataFrame) -> pd.Series:
+    positive = df["billing_type"].isin(["F2", "L2"])
+    negative = df["billing_type"].isin(["G2", "RE", "S1"])
+    ok = pd.Series(True, index=df.index)
+    for column in ("quantity", "net_value"):
+        value = as_number(df[column])
+        ok &= ~(positive & (value < 0)) & ~(negative & (value > 0))
+    return ok
+
+
+def submitted_not_after_modified(df: pd.DataFrame) -> pd.Series:
+    when = pd.to_datetime(df["call_datetime"], utc=True, errors="coerce", format="ISO8601")
+    modified = pd.to_datetime(df["last_modified"], utc=True, errors="coerce", format="ISO8601")
+    return (df["call_status"] != "SUBMITTED") | when.isna() | modified.isna() | (when <= modified)
+
+
+def _products(s: pd.Series) -> pd.Series:
+    return s.str.split(";").map(lambda codes: [c.strip() for c in codes] if isinstance(codes, list) else [])
+
+
+def products_detailed_format(s: pd.Series) -> pd.Series:
+    return _products(s).map(lambda codes: len(codes) <= 3 and all(codes))
+
+
+def _products_known(known: frozenset[str]) -> Callable[[pd.Series], pd.Series]:
+    return lambda s: _products(s).map(lambda codes: all(c in known for c in codes if c))
+
+
+def _not_future(data_date: date) -> Callable[[pd.Series], pd.Series]:
+    limit = pd.Timestamp(data_date)
+    return lambda s: as_date(s).isna() | (as_date(s) <= limit)
+
+
+def _week_ending_friday(s: pd.Series) -> pd.Series:
+    d = as_date(s)
+    return d.isna() | (d.dt.dayofweek == 4)
+
+
+def _week_in_window(data_date: date) -> Callable[[pd.Series], pd.Series]:
+    oldest = pd.Timestamp(data_date - timedelta(weeks=RESTATEMENT_WEEKS))
+    return lambda s: as_date(s).isna() | (as_date(s) >= oldest)
+
+
+def _currency_code(known: frozenset[str]) -> Callable[[pd.Series], pd.Series]:
+    allowed = sorted(known | {"EUR"})
+    return lambda s: s.isin(allowed)
+
+
+def _named_rules(ctx: RuleContext) -> dict[str, tuple[str, Callable]]:
+    """Rule name -> (level, check). Level "column" checks get a Series, "frame" checks the frame."""
+    return {
+        "npi_check_digit": ("column", npi_check_digit),
+        "ndc11_format": ("column", lambda s: s.str.fullmatch(r"\d{11}", na=False)),
+        "sfdc_id_format": ("column", sfdc_id_format),
+        "not_future": ("column", _not_future(ctx.data_date)),
+        "week_ending_friday": ("column", _week_ending_friday),
+        "week_in_window": ("column", _week_in_window(ctx.data_date)),
+        "currency_code": ("column", _currency_code(ctx.known_currencies)),
+        "products_detailed_format": ("column", products_detailed_format),
+        "products_detailed_allowed": ("column", _products_known(ctx.known_brand_codes)),
+        "trx_ge_nrx": ("frame", _le("nrx", "trx")),
+        "nbrx_le_nrx": ("frame", _le("nbrx", "nrx")),
+        "nqty_le_tqty": ("frame", _le("nqty", "tqty")),
+        "sign_by_billing_type": ("frame", sign_by_billing_type),
+        "submitted_not_after_modified": ("frame", submitted_not_after_modified),
+    }
+
+
+# --- the schema ------------------------------------------------------------------------------------
+
+def _matches(pattern: str) -> Callable[[pd.Series], pd.Series]:
+    return lambda s: s.str.fullmatch(pattern)
+
+
+def _column_checks(column: Column, named: dict) -> list[pa.Check]:
+    name = column.name
+    checks = []
+    if column.required:
+        checks.append(pa.Check(lambda s: s.notna(), name=f"{name}_required", ignore_na=False))
+    if column.kind != "string":
+        pattern = TYPE_PATTERNS[column.kind]
+        if column.kind == "date":
+            checks.append(pa.Check(lambda s: as_date(s).notna() & s.str.fullmatch(pattern),
+                                   name=f"{name}_type"))
+        else:
+            checks.append(pa.Check(_matches(pattern), name=f"{name}_type"))
+    if column.kind == "money":
+        checks.append(pa.Check(lambda s: ~s.str.fullmatch(r"-?\d+\.\d{3,}"), name=f"{name}_format"))
+    if column.pattern:
+        checks.append(pa.Check(_matches(column.pattern), name=f"{name}_format"))
+    if column.allowed:
+        allowed = list(column.allowed)
+        checks.append(pa.Check(lambda s: s.isin(allowed), name=f"{name}_allowed"))
+    if column.min_value is not None:
+        low = column.min_value
+        if column.min_exclusive:
+            checks.append(pa.Check(lambda s: ~(as_number(s) <= low), name=f"{name}_range"))
+        else:
+            checks.append(pa.Check(lambda s: ~(as_number(s) < low), name=f"{name}_range"))
+    for rule in column.rules:
+        level, fn = named[rule]
+        if level == "column":
+            checks.append(pa.Check(fn, name=rule))
+    return checks
+
+
+def build_schema(feed: Feed, ctx: RuleContext) -> pa.DataFrameSchema:
+    """The pandera schema of a feed's text rows, for one file (its data date and reference data)."""
+    named = _named_rules(ctx)
+    columns = {
+        c.name: pa.Column(str, checks=_column_checks(c, named), nullable=True, coerce=False)
+        for c in feed.columns
+    }
+    frame_checks = [
+        pa.Check(named[rule][1], name=rule)
+        for c in feed.columns for rule in c.rules if named[rule][0] == "frame"
+    ]
+    if feed.key:
+        dupes = ctx.duplicate_key_hashes
+        key = feed.key
+        frame_checks.append(pa.Check(
+            lambda df: pd.Series(~np.isin(key_hashes(df, key), dupes), index=df.index), name=feed.key_rule))
+    return pa.DataFrameSchema(columns, checks=frame_checks, strict=False, name=feed.name)
+
+
+def rule_names(feed: Feed) -> list[str]:
+    """Every rule name that can quarantine a row of this feed, in the order reasons are listed."""
+    return _check_order(build_schema(feed, RuleContext(date.today())))
+
+
+def check_chunk(schema: pa.DataFrameSchema, df: pd.DataFrame) -> pd.Series:
+    """The reasons per row (`;`-joined rule names in rule order; empty for a clean row)."""
+    reasons = pd.Series("", index=df.index, dtype=object)
+    try:
+        schema.validate(df, lazy=True)
+    except SchemaErrors as errors:
+        cases = errors.failure_cases
+        cases = cases[cases["index"].notna()]
+        order = {name: i for i, name in enumerate(_check_order(schema))}
+        cases = cases.assign(_order=cases["check"].map(order)).sort_values("_order", kind="stable")
+        joined = cases.drop_duplicates(["index", "check"]).groupby("index", sort=False)["check"].agg(";".join)
+        reasons.loc[joined.index.astype(df.index.dtype)] = joined.to_numpy()
+    return reasons
+
+
+def _check_order(schema: pa.DataFrameSchema) -> list[str]:
+    return [ch.name for col in schema.columns.values() for ch in col.checks] + [ch.name for ch in schema.checks]
