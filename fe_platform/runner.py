@@ -34,6 +34,7 @@ class RunSummary:
     materialized: list[str] = field(default_factory=list)
     checks_passed: int = 0
     checks_failed: list[str] = field(default_factory=list)
+    extra_lines: list[str] = field(default_factory=list)  # what the warehouse and dashboard stages report
 
     @property
     def ok(self) -> bool:
@@ -101,3 +102,31 @@ def run_platform(settings: Settings, echo: Callable[[str], None] = print) -> Run
     echo("Ingesting new deliveries from landing/ ...")
     ingest_new_deliveries(defs, settings, instance, summary, echo)
     return summary
+
+
+def print_summary(settings: Settings, summary: RunSummary, echo: Callable[[str], None] = print) -> None:
+    lake = lake_from_settings(settings)
+    log = read_delivery_log(lake)
+    echo("")
+    echo("Summary")
+    echo(f"  lake: {settings.lake_root}")
+    echo(f"  {'feed':15} {'loaded':>7} {'rejected':>8} {'duplicate':>9} {'rows in':>10} {'validated':>10} "
+         f"{'quarantined':>11}")
+    for feed in FEEDS:
+        records = [r for r in log if r.feed == feed]
+        loaded = [r for r in records if r.outcome == "loaded"]
+        count = {o: sum(r.outcome == o for r in records) for o in ("loaded", "rejected", "duplicate")}
+        echo(f"  {feed:15} {count['loaded']:>7} {count['rejected']:>8} {count['duplicate']:>9} "
+             f"{sum(r.rows_in for r in loaded):>10,} {sum(r.rows_valid for r in loaded):>10,} "
+             f"{sum(r.rows_quarantined for r in loaded):>11,}")
+    for line in summary.extra_lines:
+        echo(line)
+    echo(f"  runs this time: {summary.runs} ({len(summary.failed_runs)} failed), "
+         f"assets materialized: {len(summary.materialized)}")
+    echo(f"  checks this time: {summary.checks_passed} passed, {len(summary.checks_failed)} did not pass")
+    for name in sorted(set(summary.checks_failed))[:15]:
+        echo(f"    - {name}")
+    if len(set(summary.checks_failed)) > 15:
+        echo(f"    ... and {len(set(summary.checks_failed)) - 15} more (see the Dagster UI: make dev)")
+    for label in summary.failed_runs:
+        echo(f"  FAILED: {label}")

@@ -66,7 +66,7 @@ class Lake:
         return info.type == pafs.FileType.File
 
     def open(self, key: str) -> BinaryIO:
-        return self.filesystem.open_input_stream(self.path(key))
+        return self.filesystem.open_input_stream(self.path(key), compression=None)  # bytes as stored
 
     def read_parquet(self, key: str, columns: list[str] | None = None,
                      schema: pa.Schema | None = None) -> pa.Table:

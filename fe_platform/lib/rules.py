@@ -119,7 +119,7 @@ def _not_future(data_date: date) -> Callable[[pd.Series], pd.Series]:
 
 def _week_ending_friday(s: pd.Series) -> pd.Series:
     d = as_date(s)
-    return d.isna() | (d.dt.dayofweek == 4)
+    return d.isna() | (d.dt.day_of_week == 4)
 
 
 def _week_in_window(data_date: date) -> Callable[[pd.Series], pd.Series]:

@@ -129,7 +129,8 @@ def _legend(ax, n: int, reverse: bool = False) -> None:
 
 
 def _value_locator(axis, fmt: str) -> None:
-    axis.set_major_locator(MaxNLocator(nbins=7, integer=fmt == "int", min_n_ticks=3))
+    integer = fmt == "int"
+    axis.set_major_locator(MaxNLocator(nbins=7, integer=integer, min_n_ticks=1 if integer else 3))
 
 
 def _date_axis(ax, values: pd.Series) -> None:
@@ -322,8 +323,8 @@ section{background:#fff;border:1px solid #dde2e8;border-radius:6px;padding:14px 
 section h2{font-size:17px;margin:0 0 8px}
 img{max-width:100%;height:auto;display:block}
 table.data{border-collapse:collapse;font-size:13px;margin-top:6px}
-table.data th,table.data td{border-bottom:1px solid #e3e6ea;padding:4px 10px;text-align:left;max-width:380px;
-overflow-wrap:anywhere}
+table.data th,table.data td{border-bottom:1px solid #e3e6ea;padding:4px 10px;text-align:left;white-space:nowrap}
+table.data td.long{white-space:normal;overflow-wrap:anywhere;min-width:260px;max-width:420px}
 table.data th{background:#eef1f5}
 table.data td.num,table.data th.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 .scroll{max-height:600px;overflow:auto}
@@ -359,7 +360,7 @@ def _html_table(header: list[str], rows: list[list[str]], numeric: list[bool], c
     th = "".join(f'<th scope="col"{" class=num" if n else ""}>{html.escape(h)}</th>'
                  for h, n in zip(header, numeric, strict=True))
     body = "".join(
-        "<tr>" + "".join(f'<td{" class=num" if n else ""}>{html.escape(v)}</td>'
+        "<tr>" + "".join(f'<td{" class=num" if n else (" class=long" if len(v) > 40 else "")}>{html.escape(v)}</td>'
                          for v, n in zip(r, numeric, strict=True)) + "</tr>"
         for r in rows
     )

@@ -1,0 +1,36 @@
+# The README's commands. Everything runs from the project's own virtualenv.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+export FE_HOME ?= $(CURDIR)/.fe_platform
+export DAGSTER_HOME ?= $(FE_HOME)/dagster
+
+.PHONY: install demo test dev lint bench clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $@
+
+demo: install  ## generate 13 weeks of sample feeds and run the whole platform on them
+	$(BIN)/fe-platform demo
+
+test: install  ## the test suite (starts its own PostgreSQL and moto servers)
+	$(BIN)/pytest
+
+dev: install  ## the Dagster UI on the same data as `make demo`
+	mkdir -p $(DAGSTER_HOME) && cp -n dagster.yaml $(DAGSTER_HOME)/dagster.yaml || true
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/dagster dev -w workspace.yaml
+
+lint: install
+	$(BIN)/ruff check fe_platform fe_platform_tests benchmarks
+
+bench: install  ## benchmarks: print figures, assert nothing
+	$(BIN)/python benchmarks/ingest.py
+	$(BIN)/python benchmarks/warehouse.py
+
+clean:
+	rm -rf $(FE_HOME)

@@ -1,0 +1,110 @@
+"""`fe-platform`: info, generate, run, demo."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from datetime import date, timedelta
+from pathlib import Path
+
+from fe_platform.settings import Settings, SettingsError, load_settings
+
+
+def last_friday(today: date | None = None) -> date:
+    today = today or date.today()
+    return today - timedelta(days=(today.weekday() - 4) % 7)
+
+
+def _progress(stage: str, done: int, total: int) -> None:
+    sys.stderr.write(f"\r  {stage:<40} {done:>6}/{total:<6}")
+    if done >= total:
+        sys.stderr.write("\n")
+    sys.stderr.flush()
+
+
+def cmd_info(settings: Settings, _args) -> int:
+    print(settings.to_json())
+    return 0
+
+
+def cmd_generate(settings: Settings, args) -> int:
+    from fe_platform.lib.lake import lake_from_settings
+    from fe_platform.sample_data.generator import generate, write_large_iqvia
+
+    if args.large_iqvia:
+        out = Path(args.out or settings.home / "bench")
+        started = time.perf_counter()
+        path = write_large_iqvia(out, args.large_iqvia, args.end_friday, seed=args.seed)
+        print(f"wrote {args.large_iqvia:,} rows to {path} in {time.perf_counter() - started:.1f} s")
+        return 0
+    started = time.perf_counter()
+    manifest = generate(lake_from_settings(settings), args.end_friday, weeks=args.weeks, hcps=args.hcps,
+                        seed=args.seed, defect_rate=args.defect_rate, progress=_progress)
+    manifest_path = settings.home / "sample_manifest.json"
+    manifest_path.parent.mkdir(parents=True, exist_ok=True)
+    manifest_path.write_text(json.dumps(manifest, indent=2, default=str))
+    files = manifest["files"]
+    print(f"wrote {len(files)} landing files ({sum(f.get('rows') or 0 for f in files):,} rows) under "
+          f"{settings.lake_root}/landing in {time.perf_counter() - started:.1f} s; manifest: {manifest_path}")
+    return 0
+
+
+def cmd_run(settings: Settings, _args) -> int:
+    from fe_platform.runner import print_summary, run_platform
+
+    summary = run_platform(settings)
+    print_summary(settings, summary)
+    return 0 if summary.ok else 1
+
+
+def cmd_demo(settings: Settings, args) -> int:
+    from fe_platform.lib.ingestion import landing_files
+    from fe_platform.lib.feeds import FEEDS
+    from fe_platform.lib.lake import lake_from_settings
+
+    lake = lake_from_settings(settings)
+    if not any(landing_files(lake, feed) for feed in FEEDS.values()):
+        print(f"Generating {args.weeks} weeks of sample feeds for {args.hcps:,} HCPs ...")
+        cmd_generate(settings, args)
+    else:
+        print(f"Landing already holds deliveries under {settings.lake_root}; running on them.")
+    return cmd_run(settings, args)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="fe-platform", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("info", help="print the resolved settings as JSON (no secrets)")
+    for name, help_text in (("generate", "write synthetic deliveries of every feed into landing/"),
+                            ("demo", "generate sample feeds if landing is empty, then run everything")):
+        g = sub.add_parser(name, help=help_text)
+        g.add_argument("--weeks", type=int, default=13)
+        g.add_argument("--hcps", type=int, default=2000)
+        g.add_argument("--seed", type=int, default=7)
+        g.add_argument("--end-friday", type=date.fromisoformat, default=last_friday(),
+                       help="the last week-ending Friday (default: the latest Friday up to today)")
+        g.add_argument("--defect-rate", type=float, default=0.01,
+                       help="share of rows given a defect the contract names (0 for none)")
+        if name == "generate":
+            g.add_argument("--large-iqvia", type=int, metavar="ROWS",
+                           help="instead, write one clean IQVIA file of ROWS rows (for benchmarks)")
+            g.add_argument("--out", help="folder for --large-iqvia (default: FE_HOME/bench)")
+    sub.add_parser("run", help="ingest every new delivery, then bring stale downstream assets up to date")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(f"fe-platform: invalid settings: {exc}", file=sys.stderr)
+        return 2
+    handler = {"info": cmd_info, "generate": cmd_generate, "run": cmd_run, "demo": cmd_demo}[args.command]
+    return handler(settings, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

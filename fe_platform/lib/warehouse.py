@@ -1,0 +1,428 @@
+"""Warehouse loaders: put validated partitions and the delivery log into the `lake` schema.
+
+Plain Python, no Dagster. One class per warehouse, one interface:
+
+    with DuckDBWarehouse(path) as wh:            # or PostgresWarehouse(conninfo)
+        wh.load_partition("iqvia_rx", "2026-11-20", arrow_table_or_parquet_uri)
+        wh.load_deliveries(delivery_log_table)
+
+`lake.<feed>` holds every validated partition of the feed; loading a partition replaces the rows
+whose `_data_date` is the partition, in one transaction, so a re-run adds nothing. Every SQL
+identifier is quoted and every value bound; Redshift's COPY takes the S3 path and IAM role as
+literals, so those are validated strictly instead.
+
+DuckDB keeps real tables loaded from Arrow rather than views over Parquet globs: the same code then
+serves a local lake and an S3 lake (pyarrow reads both), the warehouse file stays self-contained and
+consistent while the lake is being rewritten, and a partition swap is one transaction.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Sequence
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from fe_platform.lib.feeds import FEEDS
+
+LAKE_SCHEMA = "lake"
+DELIVERIES_TABLE = "deliveries"
+COPY_BATCH_ROWS = 50_000
+
+# The delivery log as the warehouse holds it (`deliveries/` zone of the lake).
+DELIVERIES_SCHEMA = pa.schema([
+    pa.field("feed", pa.string()),
+    pa.field("landing_key", pa.string()),
+    pa.field("partition", pa.date32()),
+    pa.field("sha256", pa.string()),
+    pa.field("outcome", pa.string()),
+    pa.field("rows_in", pa.int64()),
+    pa.field("rows_valid", pa.int64()),
+    pa.field("rows_quarantined", pa.int64()),
+    pa.field("reason", pa.string()),
+    pa.field("ingested_at", pa.timestamp("us", tz="UTC")),
+])
+
+ArrowSource = pa.Table | str | Path
+
+
+class WarehouseError(ValueError):
+    """A load was refused: unknown feed, wrong columns, rows of another partition, unsafe literal."""
+
+
+def quote_ident(name: str) -> str:
+    """A double-quoted SQL identifier (ANSI: embedded quotes doubled)."""
+    if not name or "\x00" in name:
+        raise WarehouseError(f"invalid identifier {name!r}")
+    return '"' + name.replace('"', '""') + '"'
+
+
+def qualified(schema: str, table: str) -> str:
+    return f"{quote_ident(schema)}.{quote_ident(table)}"
+
+
+def sql_type(arrow_type: pa.DataType, dialect: str) -> str:
+    """The column type a validated Arrow type is stored as in `dialect` (duckdb, postgres, redshift)."""
+    if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type):
+        return "varchar(65535)" if dialect == "redshift" else "varchar"
+    if pa.types.is_int64(arrow_type):
+        return "bigint"
+    if pa.types.is_int32(arrow_type) or pa.types.is_int16(arrow_type):
+        return "integer"
+    if pa.types.is_floating(arrow_type):
+        return "double precision"
+    if pa.types.is_decimal(arrow_type):
+        return f"numeric({arrow_type.precision}, {arrow_type.scale})"
+    if pa.types.is_date(arrow_type):
+        return "date"
+    if pa.types.is_timestamp(arrow_type):
+        return "timestamp with time zone" if arrow_type.tz else "timestamp"
+    if pa.types.is_boolean(arrow_type):
+        return "boolean"
+    raise WarehouseError(f"no {dialect} type for Arrow type {arrow_type}")
+
+
+def create_table_sql(schema: str, table: str, arrow_schema: pa.Schema, dialect: str) -> str:
+    columns = ", ".join(f"{quote_ident(f.name)} {sql_type(f.type, dialect)}" for f in arrow_schema)
+    return f"create table if not exists {qualified(schema, table)} ({columns})"
+
+
+def source_schema(feed_name: str) -> pa.Schema:
+    """The Arrow schema of `lake.<feed_name>` (the validated dataset, or the delivery log)."""
+    if feed_name == DELIVERIES_TABLE:
+        return DELIVERIES_SCHEMA
+    if feed_name not in FEEDS:
+        raise WarehouseError(f"unknown feed {feed_name!r}; known: {', '.join(sorted(FEEDS))}")
+    return FEEDS[feed_name].validated_schema()
+
+
+def parse_partition(partition: str | date) -> date:
+    if isinstance(partition, date):
+        return partition
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", partition or ""):
+        raise WarehouseError(f"partition must be YYYY-MM-DD, got {partition!r}")
+    return date.fromisoformat(partition)
+
+
+def read_arrow(source: ArrowSource) -> pa.Table:
+    """An Arrow table from a table, a local Parquet path or a URI pyarrow can read (s3://...)."""
+    if isinstance(source, pa.Table):
+        return source
+    return pq.read_table(str(source))
+
+
+def conform(table: pa.Table, schema: pa.Schema, what: str) -> pa.Table:
+    """`table` with exactly `schema`'s columns, in order and cast; a missing column is an error."""
+    missing = [n for n in schema.names if n not in table.column_names]
+    if missing:
+        raise WarehouseError(f"{what}: missing columns {missing}")
+    try:
+        return table.select(schema.names).cast(schema)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        raise WarehouseError(f"{what}: columns do not cast to the validated schema: {exc}") from exc
+
+
+def partition_table(feed_name: str, partition: str | date, source: ArrowSource) -> pa.Table:
+    """The partition's rows conformed to the feed's schema; every row must carry that `_data_date`."""
+    day = parse_partition(partition)
+    table = conform(read_arrow(source), source_schema(feed_name), f"{feed_name} {day}")
+    data_dates = set(table.column("_data_date").unique().to_pylist())
+    if data_dates - {day}:
+        raise WarehouseError(f"{feed_name} {day}: rows of other data dates {sorted(data_dates - {day})}")
+    return table
+
+
+class Warehouse:
+    """What the platform needs from a warehouse; subclasses hold the connection and the dialect."""
+
+    dialect: str
+
+    def run_sql(self, sql: str, params: Sequence[Any] | None = None) -> None:
+        raise NotImplementedError
+
+    def query(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def ensure_source(self, feed_name: str) -> None:
+        """Create schema `lake` and table `lake.<feed_name>` from the feed's Arrow schema if missing."""
+        self.run_sql(f"create schema if not exists {quote_ident(LAKE_SCHEMA)}")
+        self.run_sql(create_table_sql(LAKE_SCHEMA, feed_name, source_schema(feed_name), self.dialect))
+
+    def ensure_all_sources(self) -> None:
+        for name in [*FEEDS, DELIVERIES_TABLE]:
+            self.ensure_source(name)
+
+    def load_partition(self, feed_name: str, partition: str | date, source: ArrowSource) -> int:
+        """Replace partition `partition` of `lake.<feed_name>` by `source`'s rows; the row count."""
+        raise NotImplementedError
+
+    def load_deliveries(self, source: ArrowSource) -> int:
+        """Replace `lake.deliveries` by the whole delivery log (it is small and append-only)."""
+        raise NotImplementedError
+
+    def partition_counts(self, feed_name: str) -> dict[date, int]:
+        rows = self.query(
+            f"select {quote_ident('_data_date')}, count(*) from {qualified(LAKE_SCHEMA, feed_name)} "
+            f"group by 1 order by 1")
+        return {d: n for d, n in rows}
+
+
+class DuckDBWarehouse(Warehouse):
+    """An embedded DuckDB file; `lake.<feed>` are tables loaded from Arrow."""
+
+    dialect = "duckdb"
+
+    def __init__(self, path: str | Path, read_only: bool = False):
+        import duckdb
+
+        self.path = Path(path)
+        if not read_only:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.connection = duckdb.connect(str(self.path), read_only=read_only)
+
+    def run_sql(self, sql: str, params: Sequence[Any] | None = None) -> None:
+        self.connection.execute(sql, params or [])
+
+    def query(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple]:
+        return self.connection.execute(sql, params or []).fetchall()
+
+    def close(self) -> None:
+        self.connection.close()
+
+    def _replace(self, table_name: str, rows: pa.Table, where: str, params: list) -> int:
+        target = qualified(LAKE_SCHEMA, table_name)
+        columns = ", ".join(quote_ident(n) for n in rows.column_names)
+        view = "_fe_incoming"
+        self.connection.register(view, rows)
+        try:
+            self.connection.execute("begin transaction")
+            try:
+                self.connection.execute(f"delete from {target} where {where}", params)
+                self.connection.execute(
+                    f"insert into {target} ({columns}) select {columns} from {quote_ident(view)}")
+                self.connection.execute("commit")
+            except Exception:
+                self.connection.execute("rollback")
+                raise
+        finally:
+            self.connection.unregister(view)
+        return rows.num_rows
+
+    def load_partition(self, feed_name: str, partition: str | date, source: ArrowSource) -> int:
+        rows = partition_table(feed_name, partition, source)
+        self.ensure_source(feed_name)
+        return self._replace(feed_name, rows, f"{quote_ident('_data_date')} = ?", [parse_partition(partition)])
+
+    def load_deliveries(self, source: ArrowSource) -> int:
+        rows = conform(read_arrow(source), DELIVERIES_SCHEMA, "delivery log")
+        self.ensure_source(DELIVERIES_TABLE)
+        return self._replace(DELIVERIES_TABLE, rows, "true", [])
+
+
+def _arrow_rows(table: pa.Table, batch_rows: int) -> Iterable[tuple]:
+    """Rows of `table` as Python tuples, one record batch at a time (bounded memory)."""
+    for batch in table.to_batches(max_chunksize=batch_rows):
+        yield from zip(*(column.to_pylist() for column in batch.columns), strict=True)
+
+
+class PostgresWarehouse(Warehouse):
+    """A PostgreSQL server (psycopg 3); partitions are streamed in with COPY FROM STDIN."""
+
+    dialect = "postgres"
+
+    def __init__(self, conninfo: str | dict, batch_rows: int = COPY_BATCH_ROWS):
+        import psycopg
+
+        self.batch_rows = batch_rows
+        if isinstance(conninfo, dict):
+            self.connection = psycopg.connect(**conninfo, autocommit=True)
+        else:
+            self.connection = psycopg.connect(conninfo, autocommit=True)
+
+    def run_sql(self, sql: str, params: Sequence[Any] | None = None) -> None:
+        with self.connection.cursor() as cur:
+            cur.execute(sql, params)
+
+    def query(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple]:
+        with self.connection.cursor() as cur:
+            cur.execute(sql, params)
+            return cur.fetchall()
+
+    def close(self) -> None:
+        self.connection.close()
+
+    def _replace(self, table_name: str, rows: pa.Table, where: str, params: list) -> int:
+        target = qualified(LAKE_SCHEMA, table_name)
+        columns = ", ".join(quote_ident(n) for n in rows.column_names)
+        with self.connection.transaction(), self.connection.cursor() as cur:
+            # Two loads of one table serialize, so neither sees the other's rows half-replaced.
+            cur.execute("select pg_advisory_xact_lock(hashtext(%s))", [f"{LAKE_SCHEMA}.{table_name}"])
+            cur.execute(f"delete from {target} where {where}", params)
+            with cur.copy(f"copy {target} ({columns}) from stdin") as copy:
+                for row in _arrow_rows(rows, self.batch_rows):
+                    copy.write_row(row)
+        return rows.num_rows
+
+    def load_partition(self, feed_name: str, partition: str | date, source: ArrowSource) -> int:
+        rows = partition_table(feed_name, partition, source)
+        self.ensure_source(feed_name)
+        return self._replace(feed_name, rows, f"{quote_ident('_data_date')} = %s", [parse_partition(partition)])
+
+    def load_deliveries(self, source: ArrowSource) -> int:
+        rows = conform(read_arrow(source), DELIVERIES_SCHEMA, "delivery log")
+        self.ensure_source(DELIVERIES_TABLE)
+        return self._replace(DELIVERIES_TABLE, rows, "true", [])
+
+
+_IAM_ROLE = re.compile(r"arn:aws(-[a-z]+)*:iam::\d{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}")
+_S3_URI = re.compile(r"s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[A-Za-z0-9!_.*()=/-]*)?")
+
+
+def checked_iam_role(arn: str) -> str:
+    """An IAM role ARN safe to inline in COPY (it cannot be bound)."""
+    if not _IAM_ROLE.fullmatch(arn or ""):
+        raise WarehouseError(f"not an IAM role ARN: {arn!r}")
+    return arn
+
+
+def checked_s3_uri(uri: str) -> str:
+    """An S3 URI safe to inline in COPY: bucket rules, a conservative key alphabet, no quotes."""
+    if not _S3_URI.fullmatch(uri or "") or "//" in uri[5:]:
+        raise WarehouseError(f"not a safe S3 URI: {uri!r}")
+    return uri
+
+
+def sql_literal(value: str) -> str:
+    """A single-quoted literal (quotes doubled); only for values validated by the checks above."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def validated_partition_uri(lake_root: str, feed_name: str, partition: str | date) -> str:
+    """The S3 prefix of a validated partition: `<root>/validated/<feed>/<YYYY-MM-DD>/`."""
+    day = parse_partition(partition)
+    source_schema(feed_name)
+    return checked_s3_uri(f"{lake_root.rstrip('/')}/validated/{feed_name}/{day.isoformat()}/")
+
+
+def redshift_partition_load_sql(feed_name: str, partition: str | date, s3_uri: str,
+                                iam_role: str) -> list[tuple[str, tuple]]:
+    """The statements (with bound parameters) that replace one partition of `lake.<feed>` in Redshift.
+
+    COPY lands the Parquet in a temporary table first, so the delete and the insert happen in one
+    transaction and the table never shows the partition missing or doubled; rows of another data date
+    are not inserted.
+    """
+    day = parse_partition(partition)
+    source_schema(feed_name)
+    target = qualified(LAKE_SCHEMA, feed_name)
+    staged = quote_ident(f"stage_{feed_name}")
+    copy = (f"copy {staged} from {sql_literal(checked_s3_uri(s3_uri))} "
+            f"iam_role {sql_literal(checked_iam_role(iam_role))} format as parquet")
+    return [
+        (f"create temp table {staged} (like {target})", ()),
+        (copy, ()),
+        (f"delete from {target} where {quote_ident('_data_date')} = %s", (day,)),
+        (f"insert into {target} select * from {staged} where {quote_ident('_data_date')} = %s", (day,)),
+        (f"drop table {staged}", ()),
+    ]
+
+
+def redshift_deliveries_load_sql(s3_uri: str, iam_role: str) -> list[tuple[str, tuple]]:
+    """Replace `lake.deliveries` by the Parquet files under the lake's `deliveries/` prefix."""
+    target = qualified(LAKE_SCHEMA, DELIVERIES_TABLE)
+    staged = quote_ident("stage_deliveries")
+    copy = (f"copy {staged} from {sql_literal(checked_s3_uri(s3_uri))} "
+            f"iam_role {sql_literal(checked_iam_role(iam_role))} format as parquet")
+    return [
+        (f"create temp table {staged} (like {target})", ()),
+        (copy, ()),
+        (f"delete from {target}", ()),  # not TRUNCATE: in Redshift that commits the transaction
+        (f"insert into {target} select * from {staged}", ()),
+        (f"drop table {staged}", ()),
+    ]
+
+
+class RedshiftWarehouse(Warehouse):
+    """Amazon Redshift through `redshift_connector`: partitions are COPYed from the S3 lake.
+
+    `conn_factory` returns a new DB-API connection (e.g. `lambda: redshift_connector.connect(...)`);
+    `lake_root` is `s3://bucket/prefix`. Sources are S3 URIs, not Arrow tables: Redshift reads S3.
+    """
+
+    dialect = "redshift"
+
+    def __init__(self, conn_factory: Callable[[], Any], iam_role: str, lake_root: str):
+        self.iam_role = checked_iam_role(iam_role)
+        self.lake_root = checked_s3_uri(lake_root.rstrip("/"))
+        self.connection = conn_factory()
+
+    def run_sql(self, sql: str, params: Sequence[Any] | None = None) -> None:
+        self.run_transaction([(sql, tuple(params or ()))])
+
+    def query(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple]:
+        cur = self.connection.cursor()
+        try:
+            cur.execute(sql, tuple(params or ()) or None)
+            rows = cur.fetchall()
+            self.connection.commit()
+            return [tuple(r) for r in rows]
+        finally:
+            cur.close()
+
+    def close(self) -> None:
+        self.connection.close()
+
+    def run_transaction(self, statements: Sequence[tuple[str, tuple]]) -> None:
+        """Run the statements in one transaction: all of them, or none on error."""
+        cur = self.connection.cursor()
+        try:
+            for sql, params in statements:
+                cur.execute(sql, params or None)
+            self.connection.commit()
+        except Exception:
+            self.connection.rollback()
+            raise
+        finally:
+            cur.close()
+
+    def load_partition(self, feed_name: str, partition: str | date, source: ArrowSource | None = None) -> int:
+        uri = str(source) if source is not None else validated_partition_uri(self.lake_root, feed_name, partition)
+        self.ensure_source(feed_name)
+        self.run_transaction(redshift_partition_load_sql(feed_name, partition, uri, self.iam_role))
+        table = qualified(LAKE_SCHEMA, feed_name)
+        return self.query(f"select count(*) from {table} where {quote_ident('_data_date')} = %s",
+                          [parse_partition(partition)])[0][0]
+
+    def load_deliveries(self, source: ArrowSource | None = None) -> int:
+        uri = str(source) if source is not None else checked_s3_uri(f"{self.lake_root}/deliveries/")
+        self.ensure_source(DELIVERIES_TABLE)
+        self.run_transaction(redshift_deliveries_load_sql(uri, self.iam_role))
+        return self.query(f"select count(*) from {qualified(LAKE_SCHEMA, DELIVERIES_TABLE)}")[0][0]
+
+
+def warehouse_from_settings(s) -> Warehouse:
+    """The loader of the configured warehouse target (`fe_platform.settings.Settings`)."""
+    if s.warehouse_target == "duckdb":
+        return DuckDBWarehouse(s.duckdb_path)
+    if s.warehouse_target == "postgres":
+        return PostgresWarehouse(s.postgres.conninfo())
+    import redshift_connector
+
+    rs = s.redshift
+    return RedshiftWarehouse(
+        lambda: redshift_connector.connect(host=rs.host, port=rs.port, database=rs.database,
+                                           user=rs.user, password=rs.password),
+        rs.iam_role_arn, s.lake_root)

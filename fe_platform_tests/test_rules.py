@@ -1,0 +1,183 @@
+"""Every rule of the feed contract: a row that passes and a row that breaks exactly that rule."""
+
+from datetime import date
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from fe_platform.lib.feeds import FEEDS
+from fe_platform.lib.identifiers import is_valid_npi, is_valid_sfdc_id, npi_check_digit, sfdc_suffix
+from fe_platform.lib.rules import RuleContext, build_schema, check_chunk, key_hashes, rule_names
+
+DATA_DATE = date(2026, 11, 20)  # a Friday
+ACCOUNT = "001Dn00000AbCdEFGH"[:15] + sfdc_suffix("001Dn00000AbCdE")
+CALL = "a0CDn00000XyZ12" + sfdc_suffix("a0CDn00000XyZ12")
+
+CLEAN = {
+    "iqvia_rx": dict(prescriber_id="1234", npi="1234567893", ndc11="12345678901", week_ending="2026-11-20",
+                     payer_type="COMMERCIAL", channel="RETAIL", nrx="3", trx="5", nbrx="1", nqty="30",
+                     tqty="60"),
+    "sap_billing": dict(billing_document="9000000001", billing_item="000010", billing_type="F2",
+                        billing_date="2026-11-20", sales_org="US01", sold_to="0001000001", ship_to="0001000002",
+                        material="FE-1001", quantity="10", sales_unit="EA", net_value="1200.50", currency="USD"),
+    "sfdc_account": dict(account_id=ACCOUNT, npi="1558598797", first_name="Ana", last_name="Ruiz",
+                         specialty="REI", email="ana.ruiz@clinic.example", phone="(617) 555-0100",
+                         address_line1="1 Main St", city="Boston", state="MA", zip="02115", territory_id="T01",
+                         pdrp_opt_out="false", is_active="TRUE", last_modified="2026-11-19T10:00:00Z"),
+    "sfdc_call": dict(call_id=CALL, account_id=ACCOUNT, rep_id="R01", territory_id="T01",
+                      call_datetime="2026-11-18T15:00:00Z", call_channel="IN_PERSON", call_type="DETAIL",
+                      products_detailed="FOLLIX;GANIRA", call_status="SUBMITTED", notes="met Dr Ruiz",
+                      last_modified="2026-11-19T10:00:00+00:00"),
+    "sfdc_territory": dict(territory_id="T01", territory_name="Boston", district_id="D01",
+                           district_name="New England", region_id="R1", region_name="East", rep_id="R01",
+                           rep_name="Sam Lee"),
+    "product_master": dict(ndc11="12345678901", sap_material="FE-1001", brand_code="FOLLIX",
+                           brand_name="Follix", molecule="follitropin alfa", market="FERTILITY",
+                           manufacturer="FE Pharma", is_own_brand="true", units_per_pack="1"),
+    "fx_rates": dict(rate_date="2026-11-20", base_currency="EUR", quote_currency="USD", rate="1.0512"),
+}
+
+CTX = RuleContext(DATA_DATE, known_currencies=frozenset({"USD", "GBP"}),
+                  known_brand_codes=frozenset({"FOLLIX", "GANIRA", "SOMAX", "PROGEL"}))
+
+# (feed, rule, the changes that break it and nothing else)
+BREAKS = [
+    ("iqvia_rx", "prescriber_id_required", dict(prescriber_id=None)),
+    ("iqvia_rx", "prescriber_id_format", dict(prescriber_id="12345678901")),
+    ("iqvia_rx", "npi_check_digit", dict(npi="1234567890")),
+    ("iqvia_rx", "ndc11_required", dict(ndc11=None)),
+    ("iqvia_rx", "ndc11_format", dict(ndc11="12345-6789-01")),
+    ("iqvia_rx", "week_ending_required", dict(week_ending=None)),
+    ("iqvia_rx", "week_ending_type", dict(week_ending="2026-02-30")),
+    ("iqvia_rx", "week_ending_friday", dict(week_ending="2026-11-19")),
+    ("iqvia_rx", "not_future", dict(week_ending="2026-11-27")),
+    ("iqvia_rx", "week_in_window", dict(week_ending="2026-08-21")),
+    ("iqvia_rx", "payer_type_allowed", dict(payer_type="UNKNOWN")),
+    ("iqvia_rx", "channel_allowed", dict(channel="WEB")),
+    ("iqvia_rx", "nrx_type", dict(nrx="three")),
+    ("iqvia_rx", "nrx_range", dict(nrx="-1", nbrx=None)),
+    ("iqvia_rx", "trx_type", dict(trx="5.5")),
+    ("iqvia_rx", "trx_range", dict(trx="-5", nrx=None)),
+    ("iqvia_rx", "nbrx_type", dict(nbrx="x")),
+    ("iqvia_rx", "nbrx_range", dict(nbrx="-1")),
+    ("iqvia_rx", "nqty_type", dict(nqty="1,5")),
+    ("iqvia_rx", "nqty_range", dict(nqty="-1")),
+    ("iqvia_rx", "tqty_type", dict(tqty="abc")),
+    ("iqvia_rx", "tqty_range", dict(tqty="-1", nqty=None)),
+    ("iqvia_rx", "nbrx_le_nrx", dict(nbrx="4")),
+    ("iqvia_rx", "trx_ge_nrx", dict(trx="2", nbrx="1")),
+    ("iqvia_rx", "nqty_le_tqty", dict(nqty="61")),
+    ("sap_billing", "billing_document_required", dict(billing_document=None)),
+    ("sap_billing", "billing_document_format", dict(billing_document="900000001")),
+    ("sap_billing", "billing_item_format", dict(billing_item="10")),
+    ("sap_billing", "billing_type_allowed", dict(billing_type="ZZ")),
+    ("sap_billing", "billing_date_type", dict(billing_date="20/11/2026")),
+    ("sap_billing", "not_future", dict(billing_date="2026-11-21")),
+    ("sap_billing", "sales_org_format", dict(sales_org="us01")),
+    ("sap_billing", "sold_to_format", dict(sold_to="ABC")),
+    ("sap_billing", "ship_to_required", dict(ship_to=None)),
+    ("sap_billing", "material_format", dict(material="fe 1001")),
+    ("sap_billing", "quantity_type", dict(quantity="ten")),
+    ("sap_billing", "sales_unit_format", dict(sales_unit="E")),
+    ("sap_billing", "net_value_type", dict(net_value="12O0")),
+    ("sap_billing", "net_value_format", dict(net_value="1200.505")),
+    ("sap_billing", "currency_code", dict(currency="XYZ")),
+    ("sap_billing", "sign_by_billing_type", dict(billing_type="G2")),
+    ("sfdc_account", "account_id_required", dict(account_id=None)),
+    ("sfdc_account", "sfdc_id_format", dict(account_id=ACCOUNT[:17] + ("A" if ACCOUNT[17] != "A" else "B"))),
+    ("sfdc_account", "npi_check_digit", dict(npi="1558598790")),
+    ("sfdc_account", "first_name_required", dict(first_name=None)),
+    ("sfdc_account", "specialty_allowed", dict(specialty="DERM")),
+    ("sfdc_account", "email_format", dict(email="ana.ruiz at clinic")),
+    ("sfdc_account", "state_allowed", dict(state="XX")),
+    ("sfdc_account", "zip_format", dict(zip="2115")),
+    ("sfdc_account", "territory_id_required", dict(territory_id=None)),
+    ("sfdc_account", "pdrp_opt_out_type", dict(pdrp_opt_out="yes")),
+    ("sfdc_account", "is_active_type", dict(is_active="1")),
+    ("sfdc_account", "last_modified_type", dict(last_modified="2026-11-19 10:00")),
+    ("sfdc_account", "not_future", dict(last_modified="2026-11-21T00:00:00Z")),
+    ("sfdc_call", "call_id_required", dict(call_id=None)),
+    ("sfdc_call", "sfdc_id_format", dict(call_id="a0C12")),
+    ("sfdc_call", "rep_id_required", dict(rep_id=None)),
+    ("sfdc_call", "call_datetime_type", dict(call_datetime="2026-11-18T15:00:00-05:00")),
+    ("sfdc_call", "call_channel_allowed", dict(call_channel="FAX")),
+    ("sfdc_call", "call_type_allowed", dict(call_type="LUNCH")),
+    ("sfdc_call", "products_detailed_format", dict(products_detailed="FOLLIX;GANIRA;SOMAX;PROGEL")),
+    ("sfdc_call", "products_detailed_allowed", dict(products_detailed="FOLLIX;NOPE")),
+    ("sfdc_call", "call_status_allowed", dict(call_status="DONE")),
+    ("sfdc_call", "submitted_not_after_modified", dict(call_datetime="2026-11-19T11:00:00Z")),
+    ("sfdc_territory", "territory_name_required", dict(territory_name=None)),
+    ("sfdc_territory", "region_id_required", dict(region_id=None)),
+    ("product_master", "ndc11_format", dict(ndc11="1234567890")),
+    ("product_master", "brand_code_format", dict(brand_code="follix")),
+    ("product_master", "market_allowed", dict(market="ONCOLOGY")),
+    ("product_master", "is_own_brand_type", dict(is_own_brand="Y")),
+    ("product_master", "units_per_pack_type", dict(units_per_pack="1.5")),
+    ("product_master", "units_per_pack_range", dict(units_per_pack="0")),
+    ("fx_rates", "rate_range", dict(rate="0")),
+    ("fx_rates", "rate_type", dict(rate="1,05")),
+    ("fx_rates", "quote_currency_format", dict(quote_currency="usd")),
+    ("fx_rates", "not_future", dict(rate_date="2026-11-23")),
+]
+
+
+def reasons(feed_name: str, rows: list[dict], ctx: RuleContext = CTX) -> list[str]:
+    feed = FEEDS[feed_name]
+    frame = pd.DataFrame(rows, columns=feed.source_columns, dtype="str")
+    return check_chunk(build_schema(feed, ctx), frame).tolist()
+
+
+@pytest.mark.parametrize("feed_name", sorted(CLEAN))
+def test_clean_row_passes_every_rule(feed_name):
+    assert reasons(feed_name, [CLEAN[feed_name]]) == [""]
+
+
+@pytest.mark.parametrize("feed_name,rule,changes", BREAKS, ids=[f"{f}:{r}" for f, r, _ in BREAKS])
+def test_broken_row_fails_exactly_its_rule(feed_name, rule, changes):
+    assert rule in rule_names(FEEDS[feed_name])
+    row = {**CLEAN[feed_name], **changes}
+    assert reasons(feed_name, [CLEAN[feed_name], row]) == ["", rule]
+
+
+@pytest.mark.parametrize("feed_name", ["iqvia_rx", "sap_billing", "sfdc_account", "sfdc_call"])
+def test_every_row_of_a_repeated_key_is_quarantined(feed_name):
+    feed = FEEDS[feed_name]
+    frame = pd.DataFrame([CLEAN[feed_name]] * 2, columns=feed.source_columns, dtype="str")
+    hashes = key_hashes(frame, feed.key)
+    values, counts = np.unique(hashes, return_counts=True)
+    ctx = RuleContext(DATA_DATE, CTX.known_currencies, CTX.known_brand_codes, values[counts > 1])
+    assert reasons(feed_name, [CLEAN[feed_name]] * 2, ctx) == ["duplicate_key", "duplicate_key"]
+
+
+def test_unique_columns_use_their_contract_names():
+    assert FEEDS["sfdc_territory"].key_rule in rule_names(FEEDS["sfdc_territory"])
+    assert "ndc11_unique" in rule_names(FEEDS["product_master"])
+
+
+def test_a_row_keeps_every_reason_it_breaks():
+    row = {**CLEAN["iqvia_rx"], "npi": "1234567890", "payer_type": "UNKNOWN", "nrx": "three"}
+    assert reasons("iqvia_rx", [row]) == ["npi_check_digit;payer_type_allowed;nrx_type"]
+
+
+def test_null_in_a_nullable_column_breaks_nothing():
+    row = {**CLEAN["sfdc_account"], "npi": None, "email": None, "phone": None}
+    assert reasons("sfdc_account", [row]) == [""]
+
+
+def test_sign_by_billing_type_for_credit_memos():
+    credit = {**CLEAN["sap_billing"], "billing_type": "G2", "quantity": "-10", "net_value": "-1200.50"}
+    assert reasons("sap_billing", [credit]) == [""]
+    mixed = {**credit, "quantity": "10"}
+    assert reasons("sap_billing", [mixed]) == ["sign_by_billing_type"]
+
+
+def test_eur_is_always_a_known_currency():
+    assert reasons("sap_billing", [{**CLEAN["sap_billing"], "currency": "EUR"}]) == [""]
+
+
+def test_identifier_check_digits_match_the_contract_examples():
+    assert is_valid_npi("1234567893") and is_valid_npi("1558598797")
+    assert not is_valid_npi("1234567890") and not is_valid_npi("3234567893")
+    assert npi_check_digit("123456789") == 3
+    assert is_valid_sfdc_id(ACCOUNT) and not is_valid_sfdc_id(ACCOUNT.lower())
