@@ -57,7 +57,6 @@ def ingestion_job(feed: Feed):
     return dg.define_asset_job(
         f"ingest_{feed.name}_job",
         selection=dg.AssetSelection.assets(raw_key(feed), validated_key(feed)),
-        partitions_def=partitions_for(feed),
         description=f"Ingest one {feed.name} delivery: raw copy, validation, quarantine, checks.",
     )
 

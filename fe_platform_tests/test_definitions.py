@@ -1,0 +1,71 @@
+"""The whole Definitions load, and the asset graph is what review last saw.
+
+The snapshot lists every asset's key, group, owners, upstream keys, automation and
+freshness; a change to the graph changes the snapshot file, so it shows in review.
+Rewrite it on purpose with `UPDATE_SNAPSHOTS=1 make test`.
+"""
+
+import json
+import os
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from fe_platform.definitions import build_definitions
+from fe_platform.lib.feeds import FEEDS
+from fe_platform.settings import load_settings
+
+SNAPSHOT = Path(__file__).parent / "snapshots" / "asset_graph.json"
+
+
+@pytest.fixture(scope="module")
+def graph(tmp_path_factory):
+    settings = load_settings({"FE_HOME": str(tmp_path_factory.mktemp("home"))})
+    defs = build_definitions(settings)
+    dg.Definitions.validate_loadable(defs)
+    return defs.resolve_asset_graph()
+
+
+def describe(graph) -> dict:
+    out = {}
+    for key in sorted(graph.get_all_asset_keys(), key=lambda k: k.to_user_string()):
+        node = graph.get(key)
+        out[key.to_user_string()] = {
+            "group": node.group_name,
+            "owners": sorted(node.owners),
+            "deps": sorted(k.to_user_string() for k in node.parent_keys),
+            "partitions": type(node.partitions_def).__name__ if node.partitions_def else None,
+            "automation": str(node.automation_condition.get_label() or node.automation_condition.name)
+            if node.automation_condition else None,
+            "freshness": type(node.freshness_policy).__name__ if node.freshness_policy else None,
+            "checks": sorted(c.name for c in graph.get_check_keys_for_assets({key})),
+        }
+    return out
+
+
+def test_asset_graph_matches_the_reviewed_snapshot(graph):
+    current = describe(graph)
+    if os.environ.get("UPDATE_SNAPSHOTS") or not SNAPSHOT.exists():
+        SNAPSHOT.write_text(json.dumps(current, indent=2, sort_keys=True) + "\n")
+    assert current == json.loads(SNAPSHOT.read_text())
+
+
+def test_every_asset_has_an_owner_and_a_group(graph):
+    for key, node in describe(graph).items():
+        assert node["owners"], f"{key} has no owner"
+        assert node["group"] and node["group"] != "default", f"{key} has no group"
+
+
+def test_every_feed_has_landing_raw_validated_with_checks_and_freshness(graph):
+    assets = describe(graph)
+    for feed in FEEDS:
+        assert assets[f"raw_{feed}"]["deps"] == [f"landing_{feed}"]
+        assert assets[f"validated_{feed}"]["deps"] == [f"raw_{feed}"]
+        assert assets[f"validated_{feed}"]["group"] == "validated"
+        assert assets[f"raw_{feed}"]["group"] == "raw"
+        assert {"quarantine_by_rule", "row_conservation", "no_pii_in_clear", "schema_drift"} <= set(
+            assets[f"validated_{feed}"]["checks"])
+        assert assets[f"validated_{feed}"]["freshness"] == "CronFreshnessPolicy"
+        expected_partitions = "WeeklyPartitionsDefinition" if feed == "iqvia_rx" else "DailyPartitionsDefinition"
+        assert assets[f"validated_{feed}"]["partitions"] == expected_partitions
