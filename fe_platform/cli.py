@@ -18,9 +18,11 @@ def last_friday(today: date | None = None) -> date:
 
 
 def _progress(stage: str, done: int, total: int) -> None:
-    sys.stderr.write(f"\r  {stage:<40} {done:>6}/{total:<6}")
-    if done >= total:
-        sys.stderr.write("\n")
+    """A line that counts up on a terminal; one line per finished stage in a log."""
+    if sys.stderr.isatty():
+        sys.stderr.write(f"\r  {stage:<24} {done:>6}/{total:<6}" + ("\n" if done >= total else ""))
+    elif done >= total:
+        sys.stderr.write(f"  {stage:<24} {total:>6} files\n")
     sys.stderr.flush()
 
 

@@ -13,8 +13,10 @@ import shutil
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import dagster as dg
+from dagster_shared.serdes import deserialize_value, serialize_value
 
 from fe_platform.lib.feeds import FEEDS
 from fe_platform.lib.ingestion import DeliveryRecord, read_delivery_log
@@ -93,14 +95,127 @@ def ingest_new_deliveries(defs: dg.Definitions, settings: Settings, instance: dg
                 echo(f"  {feed.name:15} {key.rsplit('/', 1)[-1]:34} RUN FAILED")
 
 
+# --- bringing stale downstream assets up to date ---------------------------------------------------
+
+RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
+MAX_ROUNDS = 4  # evaluations until automation requests nothing more
+
+
+def _cursor_path(settings: Settings) -> Path:
+    return settings.home / "automation_cursor.json"
+
+
+def load_cursor(settings: Settings):
+    path = _cursor_path(settings)
+    return deserialize_value(path.read_text()) if path.exists() else None
+
+
+def save_cursor(settings: Settings, cursor) -> None:
+    _cursor_path(settings).write_text(serialize_value(cursor))
+
+
+def stages(graph, requested: dict[dg.AssetKey, set]) -> list[tuple[list[dg.AssetKey], list[str]]]:
+    """Requested assets in dependency order, cut into runs of one partitioning each.
+
+    Returns (keys, partition keys) per run; partition keys are empty for unpartitioned runs.
+    """
+    upstream: dict[dg.AssetKey, set] = {}
+
+    def ancestors(key):
+        if key not in upstream:
+            upstream[key] = set()
+            for parent in graph.get(key).parent_keys:
+                upstream[key] |= {parent} | ancestors(parent)
+        return upstream[key]
+
+    def kind(key):
+        partitions = graph.get(key).partitions_def
+        return "" if partitions is None else str(partitions)
+
+    done: set = set()
+    out = []
+    remaining = set(requested)
+    while remaining:
+        ready = sorted((k for k in remaining if not (ancestors(k) & remaining)), key=lambda k: (kind(k), str(k)))
+        group_kind = kind(ready[0])
+        stage = {k for k in ready if kind(k) == group_kind}
+        grew = True
+        while grew:
+            more = {k for k in remaining - stage
+                    if kind(k) == group_kind and ancestors(k) & remaining <= stage}
+            grew = bool(more)
+            stage |= more
+        partitions = sorted({p for k in stage for p in requested[k] if p is not None})
+        out.append((sorted(stage, key=str), partitions))
+        done |= stage
+        remaining -= stage
+    return out
+
+
+def with_downstream(graph, requested: dict[dg.AssetKey, set]) -> dict[dg.AssetKey, set]:
+    """What is requested plus everything downstream of it that automation would request on later ticks.
+
+    Automation requests across a change of partitioning one tick at a time (a partitioned lake table
+    this tick, the unpartitioned views over it the next); a one-shot run wants the whole chain now, in
+    order, so that a fact never runs before the views and dimensions it reads.
+    """
+    out = {k: set(v) for k, v in requested.items()}
+    frontier = list(requested)
+    while frontier:
+        key = frontier.pop()
+        for child in graph.get(key).child_keys:
+            node = graph.get(child)
+            if node.automation_condition is None:
+                continue
+            same = node.partitions_def is not None and node.partitions_def == graph.get(key).partitions_def
+            partitions = out[key] if same else ({None} if node.partitions_def is None else set())
+            if not partitions or partitions <= out.get(child, set()):
+                continue
+            out.setdefault(child, set()).update(partitions)
+            frontier.append(child)
+    return out
+
+
+def refresh_downstream(defs: dg.Definitions, settings: Settings, instance: dg.DagsterInstance,
+                       summary: RunSummary, echo: Callable[[str], None], cursor=None) -> object:
+    """Ask the automation conditions what is stale; materialize it and what follows, in order; repeat."""
+    graph = defs.resolve_asset_graph()
+    job = defs.resolve_implicit_global_asset_job_def()
+    for _ in range(MAX_ROUNDS):
+        result = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=cursor)
+        cursor = result.cursor
+        requested = {k: set(result.get_requested_partitions(k)) for k in graph.get_all_asset_keys()
+                     if result.get_num_requested(k)}
+        if not requested:
+            break
+        for keys, partitions in stages(graph, with_downstream(graph, requested)):
+            tags = {RANGE_START: partitions[0], RANGE_END: partitions[-1]} if partitions else {}
+            names = ", ".join(k.to_user_string() for k in keys[:3]) + (f" +{len(keys) - 3}" if len(keys) > 3 else "")
+            span = f" [{partitions[0]}..{partitions[-1]}]" if partitions else ""
+            echo(f"  refreshing {names}{span}")
+            run = job.execute_in_process(instance=instance, asset_selection=keys, tags=tags, run_config=QUIET,
+                                         raise_on_error=False)
+            _record(summary, run, f"refresh {names}{span}")
+            if not run.success:
+                echo(f"  RUN FAILED: {names}{span}")
+    return cursor
+
+
 def run_platform(settings: Settings, echo: Callable[[str], None] = print) -> RunSummary:
     from fe_platform.definitions import build_definitions
 
     instance = dagster_instance(settings)
     defs = build_definitions(settings)
     summary = RunSummary()
+    cursor = load_cursor(settings)
+    if cursor is None:
+        # The first evaluation sets the baseline that "an upstream asset updated" is measured against.
+        cursor = dg.evaluate_automation_conditions(defs=defs, instance=instance).cursor
     echo("Ingesting new deliveries from landing/ ...")
     ingest_new_deliveries(defs, settings, instance, summary, echo)
+    echo("Bringing stale warehouse tables and dashboards up to date ...")
+    cursor = refresh_downstream(defs, settings, instance, summary, echo, cursor)
+    save_cursor(settings, cursor)
     return summary
 
 

@@ -1,0 +1,60 @@
+"""The dbt project as Dagster sees it: its manifest, prepared ahead, and the CLI resource."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from dagster_dbt import DbtCliResource, DbtProject
+
+from fe_platform.settings import PROJECT_ROOT, Settings
+
+DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
+MANIFEST = DBT_PROJECT_DIR / "target" / "manifest.json"
+DBT_EXECUTABLE = Path(sys.executable).parent / "dbt"
+
+
+def dbt_env(settings: Settings) -> dict[str, str]:
+    """The environment dbt's profiles.yml reads, from the platform's settings."""
+    env = {"FE_WAREHOUSE": settings.warehouse_target, "FE_DUCKDB_PATH": str(settings.duckdb_path),
+           "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
+    if settings.postgres:
+        pg = settings.postgres
+        env.update(FE_POSTGRES_HOST=pg.host, FE_POSTGRES_PORT=str(pg.port), FE_POSTGRES_DATABASE=pg.database,
+                   FE_POSTGRES_USER=pg.user, FE_POSTGRES_PASSWORD=pg.password)
+    if settings.redshift:
+        rs = settings.redshift
+        env.update(FE_REDSHIFT_HOST=rs.host, FE_REDSHIFT_PORT=str(rs.port), FE_REDSHIFT_DATABASE=rs.database,
+                   FE_REDSHIFT_USER=rs.user, FE_REDSHIFT_PASSWORD=rs.password)
+    return env
+
+
+def _manifest_is_stale() -> bool:
+    if not MANIFEST.exists():
+        return True
+    built = MANIFEST.stat().st_mtime
+    sources = [p for folder in ("models", "macros", "tests") for p in (DBT_PROJECT_DIR / folder).rglob("*")]
+    sources += [DBT_PROJECT_DIR / "dbt_project.yml"]
+    return any(p.is_file() and p.stat().st_mtime > built for p in sources)
+
+
+def prepare_manifest() -> Path:
+    """`dbt parse` when the manifest is missing or older than the project (the install does it ahead)."""
+    if _manifest_is_stale():
+        subprocess.run(
+            [str(DBT_EXECUTABLE), "parse", "--quiet", "--project-dir", str(DBT_PROJECT_DIR),
+             "--profiles-dir", str(DBT_PROJECT_DIR), "--target", "duckdb"],
+            check=True, env={**os.environ, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"},
+        )
+    return MANIFEST
+
+
+def dbt_project(settings: Settings) -> DbtProject:
+    return DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR, target=settings.warehouse_target)
+
+
+def dbt_resource(settings: Settings) -> DbtCliResource:
+    return DbtCliResource(project_dir=dbt_project(settings), dbt_executable=str(DBT_EXECUTABLE),
+                          target=settings.warehouse_target)
