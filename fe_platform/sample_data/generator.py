@@ -516,6 +516,9 @@ class Generator:
     # whole-file defects ----------------------------------------------------------------------------------
     def gen_file_defects(self) -> None:
         pools = {feed: list(self.weekends) for feed in FEEDS}
+        # IQVIA partitions are Fridays: its broken files take the Fridays before the window, so each is
+        # rejected for its own defect, not for a date that names no partition.
+        pools["iqvia_rx"] = [self.fridays[0] - timedelta(weeks=i) for i in (1, 2, 3)]
 
         def day_for(feed: str) -> date | None:
             return pools[feed].pop(0) if pools[feed] else None
