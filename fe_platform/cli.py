@@ -37,8 +37,10 @@ def cmd_generate(settings: Settings, args) -> int:
 
     if args.large_iqvia:
         out = Path(args.out or settings.home / "bench")
+        out.mkdir(parents=True, exist_ok=True)
         started = time.perf_counter()
-        path = write_large_iqvia(out, args.large_iqvia, args.end_friday, seed=args.seed)
+        path = write_large_iqvia(out / f"RXDYN_WEEKLY_{args.end_friday:%Y%m%d}.txt", args.large_iqvia,
+                                 args.end_friday, seed=args.seed)
         print(f"wrote {args.large_iqvia:,} rows to {path} in {time.perf_counter() - started:.1f} s")
         return 0
     started = time.perf_counter()
@@ -62,8 +64,8 @@ def cmd_run(settings: Settings, _args) -> int:
 
 
 def cmd_demo(settings: Settings, args) -> int:
-    from fe_platform.lib.ingestion import landing_files
     from fe_platform.lib.feeds import FEEDS
+    from fe_platform.lib.ingestion import landing_files
     from fe_platform.lib.lake import lake_from_settings
 
     lake = lake_from_settings(settings)

@@ -189,6 +189,7 @@ def test_fx_json_becomes_one_row_per_quote_currency(lake):
 
 def test_small_chunks_keep_row_numbers_and_find_duplicates_across_chunks(lake, monkeypatch):
     monkeypatch.setattr(readers, "BLOCK_SIZE", 1024)
+    monkeypatch.setattr(readers, "CHUNK_ROWS", 30)
     rows = iqvia_rows(200)
     rows.append(dict(rows[0]))  # the first row's key again, 200 rows (several chunks) later
     key = land(lake, "iqvia_rx", "RXDYN_WEEKLY_20261120.txt", delimited("iqvia_rx", rows))

@@ -200,23 +200,42 @@ def _typed(feed: Feed, text: dict[str, pa.Array]) -> dict[str, pa.Array]:
     return out
 
 
-def duplicate_keys(delivery: Delivery) -> np.ndarray:
-    """Hashes of the keys that occur more than once in the file (a first pass over the key columns)."""
+KEY_BUCKETS = 16  # key hashes spill to this many files, so finding repeats holds 1/16 of them at a time
+
+
+def duplicate_keys(delivery: Delivery, workdir: Path) -> np.ndarray:
+    """Hashes of the keys that occur more than once in the file: a first pass over the key columns.
+
+    The hashes are spilled to bucket files by their top bits and each bucket is checked on its own,
+    so memory stays bounded however many rows the file has.
+    """
     feed = delivery.feed
     if not feed.key:
         return np.empty(0, dtype=np.uint64)
-    hashes = [key_hashes(chunk, feed.key) for chunk in delivery.chunks(list(feed.key))]
-    if not hashes:
-        return np.empty(0, dtype=np.uint64)
-    values, counts = np.unique(np.concatenate(hashes), return_counts=True)
-    return values[counts > 1]
+    paths = [workdir / f"keys-{i}.u64" for i in range(KEY_BUCKETS)]
+    files = [open(p, "wb") for p in paths]
+    try:
+        for chunk in delivery.chunks(list(feed.key)):
+            hashes = key_hashes(chunk, feed.key)
+            bucket = (hashes >> np.uint64(60)).astype(np.int64)
+            for i in np.unique(bucket):
+                hashes[bucket == i].tofile(files[i])
+    finally:
+        for f in files:
+            f.close()
+    repeated = []
+    for path in paths:
+        values, counts = np.unique(np.fromfile(path, dtype=np.uint64), return_counts=True)
+        repeated.append(values[counts > 1])
+        path.unlink()
+    return np.concatenate(repeated)
 
 
 def validate_delivery(delivery: Delivery, data_date: date, ingested_at: datetime, pii_key: str,
                       workdir: Path, source_file: str | None = None) -> ValidationResult:
     """Check every row; write clean rows (typed) and quarantined rows (text + reasons) as Parquet."""
     feed, lake = delivery.feed, delivery.lake
-    ctx = rule_context(lake, feed, data_date, duplicate_keys(delivery))
+    ctx = rule_context(lake, feed, data_date, duplicate_keys(delivery, workdir))
     schema = build_schema(feed, ctx)
     valid_schema, bad_schema = feed.validated_schema(), quarantine_schema(feed)
     valid_path, bad_path = workdir / "validated.parquet", workdir / "quarantine.parquet"

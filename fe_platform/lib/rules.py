@@ -16,6 +16,8 @@ from datetime import date, timedelta
 import numpy as np
 import pandas as pd
 import pandera.pandas as pa
+import pyarrow
+import pyarrow.compute as pc
 from pandera.errors import SchemaErrors
 
 from fe_platform.lib.feeds import Column, Feed
@@ -44,12 +46,40 @@ class RuleContext:
 
 # --- value parsing shared by the rules -------------------------------------------------------------
 
+def _arrow(s: pd.Series) -> pa.Array:
+    return pyarrow.array(s, type=pyarrow.string(), from_pandas=True)
+
+
+def _parsed_once(parse: Callable[[pd.Series], pd.Series]) -> Callable[[pd.Series], pd.Series]:
+    """Several rules parse the same column of the same chunk: parse it once (the cache holds the
+    Series itself, so its identity cannot be reused by another while cached)."""
+    last: list = [None, None]
+
+    def cached(s: pd.Series) -> pd.Series:
+        if last[0] is not s:
+            last[:] = [s, parse(s)]
+        return last[1]
+
+    return cached
+
+
+@_parsed_once
 def as_number(s: pd.Series) -> pd.Series:
-    return pd.to_numeric(s.where(s.str.fullmatch(TYPE_PATTERNS["decimal"], na=False)), errors="coerce")
+    """The values that are plain decimals, as floats; anything else NaN."""
+    values = _arrow(s)
+    numeric = pc.if_else(pc.match_substring_regex(values, f"^{TYPE_PATTERNS['decimal']}$"), values, None)
+    return pd.Series(pc.cast(numeric, pyarrow.float64()).to_numpy(zero_copy_only=False), index=s.index)
 
 
+@_parsed_once
 def as_date(s: pd.Series) -> pd.Series:
-    return pd.to_datetime(s.str.slice(0, 10), format="%Y-%m-%d", errors="coerce")
+    """The values that are real calendar dates (a timestamp's date part), as datetimes; anything else NaT."""
+    text = pc.utf8_slice_codeunits(_arrow(s), 0, 10)
+    days = pc.strptime(text, format="%Y-%m-%d", unit="s", error_is_null=True)
+    # strptime rolls 2026-02-30 over into March: a real date keeps the day of the month it was written with.
+    written_day = pc.cast(pc.if_else(pc.is_valid(days), pc.utf8_slice_codeunits(text, 8, 10), "0"), pyarrow.int64())
+    days = pc.if_else(pc.equal(pc.day(days), written_day), days, None)
+    return pd.Series(days.to_numpy(zero_copy_only=False), index=s.index)
 
 
 def key_hashes(df: pd.DataFrame, key: tuple[str, ...]) -> np.ndarray:
@@ -60,16 +90,20 @@ def key_hashes(df: pd.DataFrame, key: tuple[str, ...]) -> np.ndarray:
 # --- the named rules of the contract ---------------------------------------------------------------
 
 def npi_check_digit(s: pd.Series) -> pd.Series:
-    shaped = s.str.fullmatch(r"[12]\d{9}", na=False)
-    ok = pd.Series(False, index=s.index)
+    shaped = s.str.fullmatch(r"[12]\d{9}", na=False).to_numpy(dtype=bool)
+    ok = np.zeros(len(s), dtype=bool)
     if shaped.any():
-        digits = np.array([list(v) for v in s[shaped]], dtype=np.int64) if shaped.sum() else None
-        body = digits[:, :9][:, ::-1]  # rightmost of the first nine first: doubled
+        # Ten ASCII digits per NPI: the Arrow data buffer is a digit matrix, no per-value Python work.
+        npis = pc.filter(_arrow(s), pyarrow.array(shaped))
+        offsets = np.frombuffer(npis.buffers()[1], dtype=np.int32)[npis.offset:npis.offset + len(npis) + 1]
+        data = np.frombuffer(npis.buffers()[2], dtype=np.uint8)[offsets[0]:offsets[-1]]
+        digits = (data.reshape(-1, 10) - ord("0")).astype(np.int64)
+        body = digits[:, :9][:, ::-1]  # the rightmost of the first nine first: doubled
         doubled = body[:, 0::2] * 2
         doubled = np.where(doubled > 9, doubled - 9, doubled)
         total = 24 + doubled.sum(axis=1) + body[:, 1::2].sum(axis=1)
         ok[shaped] = (10 - total % 10) % 10 == digits[:, 9]
-    return ok
+    return pd.Series(ok, index=s.index)
 
 
 def sfdc_id_format(s: pd.Series) -> pd.Series:

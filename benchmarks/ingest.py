@@ -1,0 +1,90 @@
+"""Ingestion benchmark: a generated IQVIA file through the platform's ingestion, against bare pyarrow.
+
+Prints rows/s, the ratio of the platform's time to a bare pyarrow read-CSV-write-Parquet of the same
+file (measured in the same run), and the peak RSS of ingesting 1M and 5M rows, each in a fresh
+process. Asserts nothing: the figures go in the README's performance section.
+
+    python benchmarks/ingest.py [--rows 1000000] [--large-rows 5000000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+WEEK = date(2026, 11, 20)
+
+
+def child(mode: str, lake_root: str, key: str) -> None:
+    """One measurement in this fresh process; prints JSON with seconds and peak RSS."""
+    import pyarrow.csv as pcsv
+    import pyarrow.parquet as pq
+
+    from fe_platform.lib.ingestion import ingest_landing_file
+    from fe_platform.lib.lake import LocalLake
+
+    lake = LocalLake(lake_root)
+    started = time.perf_counter()
+    if mode == "pyarrow":
+        table = pcsv.read_csv(lake.path(key), parse_options=pcsv.ParseOptions(delimiter="|"))
+        pq.write_table(table, Path(lake_root) / "baseline.parquet")
+        rows = table.num_rows
+    else:
+        record = ingest_landing_file(lake, key, "benchmark-key-0123456789")
+        assert record.outcome == "loaded", record.reason
+        rows = record.rows_in
+        if record.rows_quarantined:
+            print(f"warning: {record.rows_quarantined} rows quarantined: {record.rule_counts}", file=sys.stderr)
+    seconds = time.perf_counter() - started
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"rows": rows, "seconds": seconds, "peak_rss_mb": peak_mb}))
+
+
+def measure(mode: str, lake_root: Path, key: str) -> dict:
+    out = subprocess.run([sys.executable, __file__, "--child", mode, str(lake_root), key],
+                         check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def main() -> None:
+    from fe_platform.sample_data.generator import write_large_iqvia
+
+    p = argparse.ArgumentParser()
+    p.add_argument("--rows", type=int, default=1_000_000)
+    p.add_argument("--large-rows", type=int, default=5_000_000)
+    args = p.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        results = {}
+        for rows in (args.rows, args.large_rows):
+            lake_root = Path(tmp) / f"lake-{rows}"
+            landing = lake_root / "landing" / "iqvia_rx"
+            landing.mkdir(parents=True)
+            path = write_large_iqvia(landing / f"RXDYN_WEEKLY_{WEEK:%Y%m%d}.txt", rows, WEEK)
+            key = f"landing/iqvia_rx/{path.name}"
+            size_mb = path.stat().st_size / 1e6
+            base = measure("pyarrow", lake_root, key)
+            ours = measure("platform", lake_root, key)
+            results[rows] = (base, ours)
+            print(f"{rows:>10,} rows ({size_mb:,.0f} MB): platform {ours['seconds']:6.2f} s "
+                  f"({rows / ours['seconds']:,.0f} rows/s), bare pyarrow {base['seconds']:5.2f} s, "
+                  f"ratio {ours['seconds'] / base['seconds']:.2f}; peak RSS platform {ours['peak_rss_mb']:,.0f} MB, "
+                  f"pyarrow {base['peak_rss_mb']:,.0f} MB")
+        small, large = (results[args.rows][1], results[args.large_rows][1])
+        print(f"peak RSS {args.large_rows:,} / {args.rows:,} rows: "
+              f"{large['peak_rss_mb'] / small['peak_rss_mb']:.2f} (target <= 1.3)")
+        ratio = small["seconds"] / results[args.rows][0]["seconds"]
+        print(f"time ratio to bare pyarrow at {args.rows:,} rows: {ratio:.2f} (target <= 3)")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--child":
+        child(*sys.argv[2:5])
+    else:
+        main()
