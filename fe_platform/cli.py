@@ -58,8 +58,13 @@ def cmd_generate(settings: Settings, args) -> int:
 def cmd_run(settings: Settings, _args) -> int:
     from fe_platform.runner import print_summary, run_platform
 
-    summary = run_platform(settings)
-    print_summary(settings, summary)
+    console = sys.stdout  # the runner sends Dagster's and dbt's own output to a log file
+
+    def echo(line: str) -> None:
+        print(line, file=console, flush=True)
+
+    summary = run_platform(settings, echo)
+    print_summary(settings, summary, echo)
     return 0 if summary.ok else 1
 
 

@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import warnings
+
 import dagster as dg
 
-from fe_platform.defs import ingestion, warehouse
+from fe_platform.defs import dashboards, ingestion, warehouse
 from fe_platform.settings import Settings, settings
+
+# Partitioned asset checks (preview) and backfill policies on assets (beta) are Dagster features the
+# platform relies on knowingly; saying so once here keeps every load's output readable.
+warnings.filterwarnings("ignore", category=dg.PreviewWarning)
+warnings.filterwarnings("ignore", category=dg.BetaWarning)
 
 
 def build_definitions(s: Settings) -> dg.Definitions:
     return dg.Definitions.merge(
         ingestion.build_defs(s),
         warehouse.build_defs(s),
+        dashboards.build_defs(s),
     )
 
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import os
 import shutil
-import warnings
 from collections.abc import Callable
+from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
@@ -24,8 +25,6 @@ from fe_platform.lib.lake import lake_from_settings
 from fe_platform.settings import PROJECT_ROOT, Settings
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-# Partitioned asset checks are a Dagster preview feature; the platform relies on them knowingly.
-warnings.filterwarnings("ignore", category=dg.PreviewWarning)
 
 
 @dataclass
@@ -37,6 +36,7 @@ class RunSummary:
     checks_passed: int = 0
     checks_failed: list[str] = field(default_factory=list)
     extra_lines: list[str] = field(default_factory=list)  # what the warehouse and dashboard stages report
+    log_path: Path | None = None
 
     @property
     def ok(self) -> bool:
@@ -176,16 +176,26 @@ def with_downstream(graph, requested: dict[dg.AssetKey, set]) -> dict[dg.AssetKe
     return out
 
 
+def never_built(graph, instance: dg.DagsterInstance) -> list[dg.AssetKey]:
+    """Unpartitioned automated assets that have no materialization at all."""
+    return [k for k in graph.get_all_asset_keys()
+            if graph.get(k).automation_condition is not None and graph.get(k).partitions_def is None
+            and instance.get_latest_materialization_event(k) is None]
+
+
 def refresh_downstream(defs: dg.Definitions, settings: Settings, instance: dg.DagsterInstance,
                        summary: RunSummary, echo: Callable[[str], None], cursor=None) -> object:
     """Ask the automation conditions what is stale; materialize it and what follows, in order; repeat."""
     graph = defs.resolve_asset_graph()
     job = defs.resolve_implicit_global_asset_job_def()
-    for _ in range(MAX_ROUNDS):
+    for round_number in range(MAX_ROUNDS):
         result = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=cursor)
         cursor = result.cursor
         requested = {k: set(result.get_requested_partitions(k)) for k in graph.get_all_asset_keys()
                      if result.get_num_requested(k)}
+        if round_number == 0:
+            # Stale includes never built: a table or dashboard whose last attempt failed, say.
+            requested.update({k: {None} for k in never_built(graph, instance) if k not in requested})
         if not requested:
             break
         for keys, partitions in stages(graph, with_downstream(graph, requested)):
@@ -202,20 +212,25 @@ def refresh_downstream(defs: dg.Definitions, settings: Settings, instance: dg.Da
 
 
 def run_platform(settings: Settings, echo: Callable[[str], None] = print) -> RunSummary:
+    """Ingest what landed, then refresh what is stale. Dagster's and dbt's own output goes to a log file."""
     from fe_platform.definitions import build_definitions
 
     instance = dagster_instance(settings)
     defs = build_definitions(settings)
     summary = RunSummary()
-    cursor = load_cursor(settings)
-    if cursor is None:
-        # The first evaluation sets the baseline that "an upstream asset updated" is measured against.
-        cursor = dg.evaluate_automation_conditions(defs=defs, instance=instance).cursor
-    echo("Ingesting new deliveries from landing/ ...")
-    ingest_new_deliveries(defs, settings, instance, summary, echo)
-    echo("Bringing stale warehouse tables and dashboards up to date ...")
-    cursor = refresh_downstream(defs, settings, instance, summary, echo, cursor)
-    save_cursor(settings, cursor)
+    logs = settings.home / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    summary.log_path = logs / f"run-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.log"
+    with open(summary.log_path, "w") as log, redirect_stdout(log), redirect_stderr(log):
+        cursor = load_cursor(settings)
+        if cursor is None:
+            # The first evaluation sets the baseline that "an upstream asset updated" is measured against.
+            cursor = dg.evaluate_automation_conditions(defs=defs, instance=instance).cursor
+        echo("Ingesting new deliveries from landing/ ...")
+        ingest_new_deliveries(defs, settings, instance, summary, echo)
+        echo("Bringing stale warehouse tables and dashboards up to date ...")
+        cursor = refresh_downstream(defs, settings, instance, summary, echo, cursor)
+        save_cursor(settings, cursor)
     return summary
 
 
@@ -245,3 +260,5 @@ def print_summary(settings: Settings, summary: RunSummary, echo: Callable[[str],
         echo(f"    ... and {len(set(summary.checks_failed)) - 15} more (see the Dagster UI: make dev)")
     for label in summary.failed_runs:
         echo(f"  FAILED: {label}")
+    if summary.log_path:
+        echo(f"  Dagster and dbt output of this run: {summary.log_path}")

@@ -173,6 +173,20 @@ class Warehouse:
         """Replace `lake.deliveries` by the whole delivery log (it is small and append-only)."""
         raise NotImplementedError
 
+    def read_table(self, schema: str, table: str) -> pa.Table:
+        """A whole table as Arrow (the reporting tables the dashboards read are small)."""
+        columns, rows = self._select_all(f"select * from {qualified(schema, table)}")
+        return pa.Table.from_pylist([dict(zip(columns, row, strict=True)) for row in rows]) if rows else \
+            pa.table({c: pa.array([], pa.null()) for c in columns})
+
+    def _select_all(self, sql: str) -> tuple[list[str], list[tuple]]:
+        cursor = self.connection.cursor()
+        try:
+            cursor.execute(sql)
+            return [d[0] for d in cursor.description], cursor.fetchall()
+        finally:
+            cursor.close()
+
     def partition_counts(self, feed_name: str) -> dict[date, int]:
         rows = self.query(
             f"select {quote_ident('_data_date')}, count(*) from {qualified(LAKE_SCHEMA, feed_name)} "
@@ -201,6 +215,9 @@ class DuckDBWarehouse(Warehouse):
 
     def close(self) -> None:
         self.connection.close()
+
+    def read_table(self, schema: str, table: str) -> pa.Table:
+        return self.connection.sql(f"select * from {qualified(schema, table)}").to_arrow_table()
 
     def _replace(self, table_name: str, rows: pa.Table, where: str, params: list) -> int:
         target = qualified(LAKE_SCHEMA, table_name)

@@ -12,9 +12,13 @@ _updated = (dg.AutomationCondition.newly_updated() & ~dg.AutomationCondition.exe
     | dg.AutomationCondition.will_be_requested()
 _idle = ~dg.AutomationCondition.any_deps_in_progress() & ~dg.AutomationCondition.in_progress()
 
-# An unpartitioned table or dashboard: build it once, then again whenever anything upstream updates.
+# An unpartitioned table or dashboard: build it when it is missing (also when it is new in the code),
+# then again whenever anything upstream updates.
+# (`since_last_handled` resets on a condition's first evaluation, so "missing when first seen" stands outside.)
 ON_UPSTREAM_CHANGE = (
-    (dg.AutomationCondition.newly_missing() | dg.AutomationCondition.any_deps_updated()).since_last_handled() & _idle
+    ((dg.AutomationCondition.newly_missing() | dg.AutomationCondition.any_deps_updated()).since_last_handled()
+     | (dg.AutomationCondition.missing() & dg.AutomationCondition.initial_evaluation()))
+    & _idle
 ).with_label("on_upstream_change")
 
 

@@ -19,7 +19,10 @@ DBT_EXECUTABLE = Path(sys.executable).parent / "dbt"
 def dbt_env(settings: Settings) -> dict[str, str]:
     """The environment dbt's profiles.yml reads, from the platform's settings."""
     env = {"FE_WAREHOUSE": settings.warehouse_target, "FE_DUCKDB_PATH": str(settings.duckdb_path),
-           "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
+           "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+           # A run builds a subset of the models: run the tests whose other parents are upstream of it
+           # (already built), not those that reach into models a later run builds.
+           "DBT_INDIRECT_SELECTION": "buildable"}
     if settings.postgres:
         pg = settings.postgres
         env.update(FE_POSTGRES_HOST=pg.host, FE_POSTGRES_PORT=str(pg.port), FE_POSTGRES_DATABASE=pg.database,

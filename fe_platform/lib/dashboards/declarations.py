@@ -313,7 +313,8 @@ DATA_QUALITY = Dashboard(
                  "freshness_lag_hours"),
               fmt=("int", "int", "int", "pct", "int", "float"),
               agg={"quarantine_pct": "mean", "freshness_lag_hours": "max"},
-              sort_by=("-partition_date", "feed"), time_column="partition_date", limit=60),
+              sort_by=("-rejected_files", "-partition_date", "feed"), time_column="partition_date",
+              limit=60, description="Rejected deliveries first, then the latest."),
     ),
 )
 

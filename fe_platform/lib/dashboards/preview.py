@@ -46,7 +46,7 @@ DPI = 100
 
 def fmt_value(value, fmt: str) -> str:
     """A value as people read it: thousands separators, percents, dollars; "–" for missing."""
-    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA or value is pd.NaT:
         return "–"
     if isinstance(value, pd.Timestamp | dt.datetime | dt.date | np.datetime64):
         return fmt_date(value)
@@ -100,8 +100,9 @@ def _is_time(series: pd.Series) -> bool:
 # ---------------------------------------------------------------- charts
 
 def _colors(names: list[str]) -> dict[str, str]:
+    """Colors by name in alphabetical order, so a brand keeps its color across the charts of a page."""
     out, i = {}, 0
-    for n in names:
+    for n in sorted(names, key=str):
         if n == "Other":
             out[n] = OTHER_COLOR
         else:
@@ -130,7 +131,8 @@ def _legend(ax, n: int, reverse: bool = False) -> None:
 
 def _value_locator(axis, fmt: str) -> None:
     integer = fmt == "int"
-    axis.set_major_locator(MaxNLocator(nbins=7, integer=integer, min_n_ticks=1 if integer else 3))
+    axis.set_major_locator(MaxNLocator(nbins=7, steps=[1, 2, 2.5, 5, 10], integer=integer,
+                                       min_n_ticks=1 if integer else 3))
 
 
 def _date_axis(ax, values: pd.Series) -> None:
@@ -193,6 +195,8 @@ def _draw_bars(ax, df: pd.DataFrame, chart: Chart, stacked: bool) -> None:
                 w = width / len(names)
                 ax.bar(xs - width / 2 + w * (i + 0.5), wide[name], w, label=str(name), color=colors[name])
         ax.xaxis_date()
+        if stacked and fmt == "pct" and 0.99 <= bottom.max() <= 1.001:
+            ax.set_ylim(0, 1)  # shares of a whole: the axis ends at 100%
         _date_axis(ax, df[x_col])
         _value_locator(ax.yaxis, fmt)
         ax.yaxis.set_major_formatter(_axis_formatter(fmt))
@@ -318,7 +322,7 @@ header{background:#17324d;color:#fff;padding:18px 28px}
 header h1{margin:0 0 6px;font-size:24px}
 header p{margin:2px 0;font-size:14px;color:#d5dee8}
 header a{color:#fff}
-main{padding:18px 28px;max-width:1240px}
+main{padding:18px 28px;max-width:1340px}
 section{background:#fff;border:1px solid #dde2e8;border-radius:6px;padding:14px 18px;margin:0 0 18px}
 section h2{font-size:17px;margin:0 0 8px}
 img{max-width:100%;height:auto;display:block}
