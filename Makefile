@@ -5,14 +5,21 @@ BIN := $(VENV)/bin
 export FE_HOME ?= $(CURDIR)/.fe_platform
 export DAGSTER_HOME ?= $(FE_HOME)/dagster
 
+DBT_MANIFEST := dbt_project/target/manifest.json
+
 .PHONY: install demo test dev lint bench clean
 
-install: $(VENV)/.installed
+install: $(VENV)/.installed $(DBT_MANIFEST)
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $@
+
+# The dbt manifest is prepared ahead, so loading the Dagster definitions does not parse dbt.
+$(DBT_MANIFEST): $(VENV)/.installed dbt_project/dbt_project.yml $(shell find dbt_project/models dbt_project/macros -type f)
+	DBT_SEND_ANONYMOUS_USAGE_STATS=false $(BIN)/dbt parse --quiet --project-dir dbt_project --profiles-dir dbt_project
 	touch $@
 
 demo: install  ## generate 13 weeks of sample feeds and run the whole platform on them

@@ -1,4 +1,4 @@
-"""`fe-platform`: info, generate, run, demo."""
+"""`fe-platform`: info, generate, run, demo, pull-fx."""
 
 from __future__ import annotations
 
@@ -82,6 +82,25 @@ def cmd_demo(settings: Settings, args) -> int:
     return cmd_run(settings, args)
 
 
+def cmd_pull_fx(settings: Settings, args) -> int:
+    from datetime import UTC, datetime
+
+    from fe_platform.lib.fx_api import FxApiError, pull_fx_rates
+    from fe_platform.lib.lake import lake_from_settings
+
+    if not settings.fx_api_url:
+        print("fe-platform: FE_FX_API_URL is not set", file=sys.stderr)
+        return 1
+    try:
+        key = pull_fx_rates(lake_from_settings(settings), settings.fx_api_url,
+                            args.date or datetime.now(UTC).date())
+    except FxApiError as exc:
+        print(f"fe-platform: {exc}", file=sys.stderr)
+        return 1
+    print(key)
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="fe-platform", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -101,6 +120,8 @@ def parser() -> argparse.ArgumentParser:
                            help="instead, write one clean IQVIA file of ROWS rows (for benchmarks)")
             g.add_argument("--out", help="folder for --large-iqvia (default: FE_HOME/bench)")
     sub.add_parser("run", help="ingest every new delivery, then bring stale downstream assets up to date")
+    fx = sub.add_parser("pull-fx", help="pull one day's exchange rates from FE_FX_API_URL into landing/fx_rates/")
+    fx.add_argument("--date", type=date.fromisoformat, help="YYYY-MM-DD (default: today in UTC)")
     return p
 
 
@@ -111,7 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"fe-platform: invalid settings: {exc}", file=sys.stderr)
         return 2
-    handler = {"info": cmd_info, "generate": cmd_generate, "run": cmd_run, "demo": cmd_demo}[args.command]
+    handler = {"info": cmd_info, "generate": cmd_generate, "run": cmd_run, "demo": cmd_demo,
+               "pull-fx": cmd_pull_fx}[args.command]
     return handler(settings, args)
 
 

@@ -35,7 +35,6 @@ class RunSummary:
     materialized: list[str] = field(default_factory=list)
     checks_passed: int = 0
     checks_failed: list[str] = field(default_factory=list)
-    extra_lines: list[str] = field(default_factory=list)  # what the warehouse and dashboard stages report
     log_path: Path | None = None
 
     @property
@@ -234,6 +233,31 @@ def run_platform(settings: Settings, echo: Callable[[str], None] = print) -> Run
     return summary
 
 
+SUMMARY_LAYERS = ("lake", "staging", "intermediate", "marts", "reporting")
+
+
+def warehouse_lines(settings: Settings) -> list[str]:
+    """Rows per warehouse layer, and per reporting table."""
+    from fe_platform.lib.warehouse import warehouse_from_settings
+
+    try:
+        with warehouse_from_settings(settings) as warehouse:
+            tables = warehouse.query(
+                "select table_schema, table_name from information_schema.tables "
+                "where table_schema in ('lake', 'staging', 'intermediate', 'marts', 'reporting') order by 1, 2")
+            rows = {(schema, name): warehouse.query(f'select count(*) from "{schema}"."{name}"')[0][0]
+                    for schema, name in tables}
+    except Exception as exc:  # the summary must not hide the run's own outcome
+        return [f"  warehouse: not readable ({exc})"]
+    lines = [f"  warehouse ({settings.warehouse_target}, {settings.warehouse_location()}): rows per layer"]
+    for layer in SUMMARY_LAYERS:
+        mine = {name: n for (schema, name), n in rows.items() if schema == layer}
+        if mine:
+            lines.append(f"    {layer:13} {sum(mine.values()):>10,} rows in {len(mine)} relations")
+    lines += [f"      {name:26} {n:>8,}" for (schema, name), n in rows.items() if schema == "reporting"]
+    return lines
+
+
 def print_summary(settings: Settings, summary: RunSummary, echo: Callable[[str], None] = print) -> None:
     lake = lake_from_settings(settings)
     log = read_delivery_log(lake)
@@ -249,8 +273,11 @@ def print_summary(settings: Settings, summary: RunSummary, echo: Callable[[str],
         echo(f"  {feed:15} {count['loaded']:>7} {count['rejected']:>8} {count['duplicate']:>9} "
              f"{sum(r.rows_in for r in loaded):>10,} {sum(r.rows_valid for r in loaded):>10,} "
              f"{sum(r.rows_quarantined for r in loaded):>11,}")
-    for line in summary.extra_lines:
+    for line in warehouse_lines(settings):
         echo(line)
+    index = settings.dashboards_dir / "index.html"
+    if index.exists():
+        echo(f"  dashboards: {index}  (open it in a browser; extracts under {lake.uri('dashboards/')})")
     echo(f"  runs this time: {summary.runs} ({len(summary.failed_runs)} failed), "
          f"assets materialized: {len(summary.materialized)}")
     echo(f"  checks this time: {summary.checks_passed} passed, {len(summary.checks_failed)} did not pass")

@@ -1,14 +1,17 @@
 """Ingestion in aws mode: the lake is S3 (a moto server over HTTP), writes are SSE-KMS encrypted."""
 
+from datetime import date
+
 import boto3
 import dagster as dg
 
 from fe_platform.definitions import build_definitions
 from fe_platform.defs.ingestion.sensors import landing_sensor, plan_landing
 from fe_platform.lib.feeds import FEEDS
-from fe_platform.lib.ingestion import ingest_landing_file, zone_key
+from fe_platform.lib.ingestion import ingest_landing_file, read_delivery_log, zone_key
 from fe_platform.lib.lake import S3Lake, lake_from_settings
 from fe_platform.runner import RunSummary, ingest_new_deliveries
+from fe_platform.sample_data.generator import generate
 from fe_platform.settings import load_settings
 from fe_platform_tests.test_ingestion import CLEAN, delimited, iqvia_rows, land
 
@@ -91,3 +94,37 @@ def test_ingestion_jobs_run_through_dagster_on_s3(aws_env):
         materialized = instance.get_latest_materialization_event(dg.AssetKey("validated_iqvia_rx"))
         assert materialized.asset_materialization.partition == "2026-11-20"
         assert materialized.asset_materialization.metadata["rows_valid"].value == 3
+
+
+def test_generated_feeds_ingest_on_s3_as_the_manifest_expects_and_a_backfill_changes_nothing(aws_env):
+    settings = load_settings(aws_env)
+    lake = lake_from_settings(settings)
+    manifest = generate(lake, date(2026, 11, 20), weeks=1, hcps=40, seed=3, defect_rate=0.02)
+    defs = build_definitions(settings)
+    summary = RunSummary()
+    with dg.instance_for_test() as instance:
+        ingest_new_deliveries(defs, settings, instance, summary, echo=lambda _: None)
+        assert summary.ok, summary.failed_runs
+        outcomes = {r.landing_key: r for r in read_delivery_log(lake)}
+        for expected in manifest["files"]:
+            record = outcomes[expected["key"]]
+            assert record.outcome == expected["expected"], expected["key"]
+            if record.outcome == "loaded":
+                assert record.rules == expected["row_defects"], expected["key"]
+
+        # A backfill from the UI carries no landing key: the partition is rebuilt from raw, identically.
+        key = zone_key("validated", "iqvia_rx", "2026-11-20")
+        before = lake.read_bytes(key)
+        rerun = defs.resolve_job_def("ingest_iqvia_rx_job").execute_in_process(
+            instance=instance, partition_key="2026-11-20")
+        assert rerun.success
+        assert lake.read_bytes(key) == before
+        assert len(read_delivery_log(lake, "iqvia_rx")) == len([r for r in outcomes.values() if r.feed == "iqvia_rx"])
+
+    s3 = boto3.client("s3", endpoint_url=aws_env["FE_S3_ENDPOINT_URL"], region_name="us-east-1")
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=aws_env["FE_S3_BUCKET"], Prefix="fe/")
+    written = [o["Key"] for page in pages for o in page.get("Contents", []) if not o["Key"].startswith("fe/landing/")]
+    assert any(k.startswith("fe/validated/sap_billing/") for k in written)
+    for object_key in written:
+        head = s3.head_object(Bucket=aws_env["FE_S3_BUCKET"], Key=object_key)
+        assert head.get("ServerSideEncryption") == "aws:kms", object_key
