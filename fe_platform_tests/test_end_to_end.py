@@ -12,10 +12,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 import pytest
-from tableauhyperapi import Connection, HyperProcess, Telemetry
+from tableauhyperapi import Connection
 
 from fe_platform.definitions import build_definitions
 from fe_platform.lib.dashboards.declarations import DASHBOARDS
+from fe_platform.lib.dashboards.extract import hyper_process
 from fe_platform.lib.feeds import FEEDS
 from fe_platform.lib.ingestion import read_delivery_log, zone_key
 from fe_platform.lib.lake import lake_from_settings
@@ -96,8 +97,7 @@ def test_facts_and_reporting_follow_the_latest_delivery(platform):
 
 
 def hyper_rows(path, table: str) -> tuple[int, float]:
-    with HyperProcess(Telemetry.DO_NOT_SEND_USAGE_DATA_TO_TABLEAU) as hyper, \
-            Connection(hyper.endpoint, str(path)) as conn:
+    with hyper_process() as hyper, Connection(hyper.endpoint, str(path)) as conn:
         count = conn.execute_scalar_query(f'SELECT COUNT(*) FROM "Extract"."{table}"')
         total = conn.execute_scalar_query(f'SELECT SUM("trx") FROM "Extract"."{table}"')
     return count, float(total or 0)

@@ -51,14 +51,18 @@ def _arrow(s: pd.Series) -> pa.Array:
 
 
 def _parsed_once(parse: Callable[[pd.Series], pd.Series]) -> Callable[[pd.Series], pd.Series]:
-    """Several rules parse the same column of the same chunk: parse it once (the cache holds the
-    Series itself, so its identity cannot be reused by another while cached)."""
-    last: list = [None, None]
+    """Several rules parse the same columns of the same chunk: parse each once. A column read twice
+    from a frame gives two Series over one array; the cache keys on that array and holds it, so its
+    identity cannot be taken by another while cached. It keeps the last few columns only."""
+    cache: dict[int, tuple] = {}
 
     def cached(s: pd.Series) -> pd.Series:
-        if last[0] is not s:
-            last[:] = [s, parse(s)]
-        return last[1]
+        hit = cache.get(id(s.array))
+        if hit is None or hit[0] is not s.array:
+            if len(cache) >= 16:
+                cache.pop(next(iter(cache)))
+            hit = cache[id(s.array)] = (s.array, parse(s))
+        return hit[1].set_axis(s.index)
 
     return cached
 
