@@ -35,7 +35,7 @@ def cmd_generate(settings: Settings, args) -> int:
     from fe_platform.lib.lake import lake_from_settings
     from fe_platform.sample_data.generator import generate, write_large_iqvia
 
-    if args.large_iqvia:
+    if getattr(args, "large_iqvia", None):  # `demo` shares this command without the option
         out = Path(args.out or settings.home / "bench")
         out.mkdir(parents=True, exist_ok=True)
         started = time.perf_counter()

@@ -1,0 +1,45 @@
+"""The command line: `generate`, `demo` (its generation step) and `run`'s exit code."""
+
+import json
+
+import pytest
+
+from fe_platform import cli
+from fe_platform.runner import RunSummary
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    monkeypatch.setenv("FE_HOME", str(tmp_path))
+    return tmp_path
+
+
+def test_generate_writes_landing_and_the_manifest(home, capsys):
+    assert cli.main(["generate", "--weeks", "1", "--hcps", "20", "--end-friday", "2026-11-20"]) == 0
+    manifest = json.loads((home / "sample_manifest.json").read_text())
+    assert manifest["args"]["weeks"] == 1
+    assert all((home / "lake" / f["key"]).exists() for f in manifest["files"])
+    assert "landing files" in capsys.readouterr().out
+
+
+def test_demo_generates_when_landing_is_empty_then_runs(home, monkeypatch):
+    ran = []
+    monkeypatch.setattr(cli, "cmd_run", lambda settings, args: ran.append(settings.home) or 0)
+    assert cli.main(["demo", "--weeks", "1", "--hcps", "20", "--end-friday", "2026-11-20"]) == 0
+    assert ran == [home] and (home / "sample_manifest.json").exists()
+    first = (home / "sample_manifest.json").stat().st_mtime_ns
+    assert cli.main(["demo", "--weeks", "1", "--hcps", "20"]) == 0  # landing holds files: no new generation
+    assert (home / "sample_manifest.json").stat().st_mtime_ns == first and len(ran) == 2
+
+
+@pytest.mark.parametrize("failed,code", [([], 0), (["ingest landing/x"], 1)])
+def test_run_exits_non_zero_when_a_step_failed(home, monkeypatch, capsys, failed, code):
+    monkeypatch.setattr("fe_platform.runner.run_platform", lambda settings, echo: RunSummary(failed_runs=failed))
+    assert cli.main(["run"]) == code
+    assert ("FAILED: ingest landing/x" in capsys.readouterr().out) == bool(failed)
+
+
+def test_large_iqvia_file(home, tmp_path):
+    assert cli.main(["generate", "--large-iqvia", "1000", "--out", str(tmp_path / "big"),
+                     "--end-friday", "2026-11-20"]) == 0
+    assert len((tmp_path / "big" / "RXDYN_WEEKLY_20261120.txt").read_text().splitlines()) == 1001
