@@ -83,7 +83,7 @@ def ingest_new_deliveries(defs: dg.Definitions, settings: Settings, instance: dg
                                             tags={LANDING_KEY_TAG: key}, run_config=QUIET,
                                             raise_on_error=False)
             _record(summary, result, f"ingest {key}")
-            records = [r for r in read_delivery_log(lake, feed.name) if r.landing_key == key]
+            records = [r for r in read_delivery_log(lake, feed.name, partition=partition) if r.landing_key == key]
             if records:
                 r = records[-1]
                 summary.deliveries.append(r)

@@ -81,24 +81,42 @@ def zone_key(zone: str, feed: str, partition: str, name: str = PART) -> str:
 
 # --- the delivery log ------------------------------------------------------------------------------
 
+ANY = object()  # a read_delivery_log filter that matches everything
+
+
+def _log_key(record: DeliveryRecord) -> str:
+    """The record's object name says its partition, hash and outcome, so lookups filter on a listing
+    and read only the records they need."""
+    stamp = record.ingested_at.strftime("%Y%m%dT%H%M%S%fZ")
+    return (f"deliveries/{record.feed}/{stamp}_{record.partition or 'none'}_{record.sha256[:12]}_"
+            f"{record.outcome}.parquet")
+
+
 def record_delivery(lake: Lake, record: DeliveryRecord) -> None:
     """Append a record: one small immutable Parquet object per delivery outcome."""
-    stamp = record.ingested_at.strftime("%Y%m%dT%H%M%S%fZ")
     table = pa.Table.from_pylist([asdict(record)], schema=DELIVERY_LOG_SCHEMA)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp, "record.parquet")
         pq.write_table(table, path)
-        lake.put_file(path, f"deliveries/{record.feed}/{stamp}-{record.sha256[:12]}-{record.outcome}.parquet")
+        lake.put_file(path, _log_key(record))
 
 
-def read_delivery_log(lake: Lake, feed: str | None = None) -> list[DeliveryRecord]:
-    """Every record (of one feed, when given), oldest first."""
+def read_delivery_log(lake: Lake, feed: str | None = None, partition=ANY, sha256: str | None = None
+                      ) -> list[DeliveryRecord]:
+    """Records (of one feed, one partition — None for files that name none — or one content hash), oldest
+    first."""
     prefix = f"deliveries/{feed}/" if feed else "deliveries/"
-    tables = [lake.read_parquet(o.key, schema=DELIVERY_LOG_SCHEMA) for o in lake.list(prefix)]
+    wanted_partition = ANY if partition is ANY else (partition or "none")
+    keys = []
+    for obj in lake.list(prefix):
+        _, part, sha12, _ = obj.key.rsplit("/", 1)[-1].split("_")
+        if (wanted_partition is ANY or part == wanted_partition) and (sha256 is None or sha256[:12] == sha12):
+            keys.append(obj.key)
+    tables = [lake.read_parquet(key, schema=DELIVERY_LOG_SCHEMA) for key in keys]
     if not tables:
         return []
     rows = pa.concat_tables(tables).sort_by("ingested_at").to_pylist()
-    return [DeliveryRecord(**row) for row in rows]
+    return [DeliveryRecord(**row) for row in rows if sha256 is None or row["sha256"] == sha256]
 
 
 def delivery_log_table(lake: Lake) -> pa.Table:
@@ -293,8 +311,8 @@ def ingest_landing_file(lake: Lake, key: str, pii_key: str, now: datetime | None
     now = now or datetime.now(UTC)
     parts = key.split("/")
     feed = FEEDS[parts[1]]
-    log = read_delivery_log(lake, feed.name) if log is None else log
     sha = lake.sha256(key)
+    log = read_delivery_log(lake, feed.name, sha256=sha) if log is None else log
     data_date = feed.match(parts[-1])
     partition = data_date.isoformat() if data_date else None
 
@@ -333,8 +351,7 @@ def revalidate_partition(lake: Lake, feed: Feed, partition: str, pii_key: str) -
 
     The delivery's own ingestion time stamps the rows, so a re-run gives the same dataset.
     """
-    loaded = [r for r in read_delivery_log(lake, feed.name)
-              if r.partition == partition and r.outcome == "loaded"]
+    loaded = [r for r in read_delivery_log(lake, feed.name, partition=partition) if r.outcome == "loaded"]
     if not loaded:
         return None
     record = loaded[-1]
@@ -355,7 +372,7 @@ def landing_files(lake: Lake, feed: Feed, start_after: str | None = None) -> lis
 def reject_unpartitionable(lake: Lake, key: str, problem: str) -> DeliveryRecord:
     """Reject a landing file before any run: it names no partition the platform can file it under."""
     feed = FEEDS[key.split("/")[1]]
-    known = [r for r in read_delivery_log(lake, feed.name) if r.landing_key == key]
+    known = [r for r in read_delivery_log(lake, feed.name, partition=None) if r.landing_key == key]
     if known:
         return known[-1]
     return _reject(lake, feed, key, lake.sha256(key), None, problem, datetime.now(UTC))

@@ -41,7 +41,7 @@ REFERENCES = (
 
 
 def latest_loaded(lake: Lake, feed: Feed, partition: str) -> DeliveryRecord | None:
-    loaded = [r for r in read_delivery_log(lake, feed.name) if r.partition == partition and r.outcome == "loaded"]
+    loaded = [r for r in read_delivery_log(lake, feed.name, partition=partition) if r.outcome == "loaded"]
     return loaded[-1] if loaded else None
 
 

@@ -9,6 +9,8 @@ partition from its latest accepted delivery in raw.
 """
 
 
+from datetime import UTC, datetime
+
 import dagster as dg
 
 from fe_platform.defs.operations.freshness import freshness_policy
@@ -17,7 +19,6 @@ from fe_platform.lib.feeds import FEEDS, Feed
 from fe_platform.lib.ingestion import (
     ingest_landing_file,
     landing_files,
-    read_delivery_log,
     revalidate_partition,
     zone_key,
 )
@@ -92,19 +93,18 @@ def ingestion_assets(feed: Feed, settings: Settings) -> dg.AssetsDefinition:
     def _ingest(context: dg.AssetExecutionContext):
         lake = lake_from_settings(settings)
         partition = context.partition_key
+        started = datetime.now(UTC)
         tagged = context.run.tags.get(LANDING_KEY_TAG)
         keys = [tagged] if tagged else _files_for_partition(lake, feed, partition)
-        log = read_delivery_log(lake, feed.name)
         new = []
         for key in keys:
-            record = ingest_landing_file(lake, key, settings.pii_hmac_key, log=log)
+            record = ingest_landing_file(lake, key, settings.pii_hmac_key)
             if record.outcome == "rejected":
                 context.log.error(f"rejected {key}: {record.reason}")
             elif record.outcome == "duplicate":
                 context.log.warning(f"duplicate delivery {key}: {record.reason}")
-            elif record not in log:
+            elif record.ingested_at >= started:  # loaded now, not found already ingested
                 new.append(record)
-            log.append(record)
         if new:
             record = new[-1]
         else:
