@@ -133,7 +133,9 @@ def check_body(data: bytes, day: date) -> dict:
     else:
         bad = [code for code, rate in rates.items()
                if isinstance(rate, bool) or not isinstance(rate, int | float) or not math.isfinite(rate)]
-        if bad:
+        # One odd rate is a row-level defect that validation quarantines with its reason, keeping the
+        # day's other rates; a body with no numeric rate at all is not an exchange-rate answer.
+        if len(bad) == len(rates):
             shown = ", ".join(f"{c}={rates[c]!r}" for c in bad[:5]) + (" ..." if len(bad) > 5 else "")
             problems.append(f'{len(bad)} of {len(rates)} "rates" are not numbers ({shown})')
     if problems:
