@@ -74,7 +74,7 @@ def built(request, tmp_path_factory) -> Built:
 
 def test_build_passes_with_unit_tests(built):
     final = built.snap["final_build"]
-    assert final.count("unit_test") == 5
+    assert final.count("unit_test") == 6
     assert final.count("model") == 27
     assert set(final.statuses()) <= {"pass", "success", "warn"}, final.statuses()
 

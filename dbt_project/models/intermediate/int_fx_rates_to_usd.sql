@@ -1,5 +1,8 @@
 -- One row per rate date and currency: the factor that turns an amount in that currency into USD
 -- (rate[USD] / rate[currency], the base currency EUR having rate 1). Latest delivery wins.
+-- Each row is valid from its rate date up to (excluding) the currency's next rate date; valid_to is null for the
+-- latest rate (open-ended). Only dates with both the currency's and the USD rate count, so an amount dated d is
+-- converted by the one row with valid_from <= d < valid_to: the latest usable rate on or before d.
 with rates as (
 
     select * from {{ ref('stg_fx__rates') }}
@@ -56,7 +59,7 @@ usd as (
 
 ),
 
-final as (
+with_usd as (
 
     select
         all_rates.rate_date,
@@ -66,6 +69,20 @@ final as (
         usd.usd_per_base / all_rates.rate_per_base as rate_to_usd
     from all_rates
     inner join usd on usd.rate_date = all_rates.rate_date
+
+),
+
+final as (
+
+    select
+        rate_date,
+        currency,
+        rate_per_base,
+        usd_per_base,
+        rate_to_usd,
+        rate_date as valid_from,
+        lead(rate_date) over (partition by currency order by rate_date) as valid_to
+    from with_usd
 
 )
 
