@@ -238,14 +238,14 @@ SUMMARY_LAYERS = ("lake", "staging", "intermediate", "marts", "reporting")
 
 def warehouse_lines(settings: Settings) -> list[str]:
     """Rows per warehouse layer, and per reporting table."""
-    from fe_platform.lib.warehouse import warehouse_from_settings
+    from fe_platform.lib.warehouse import qualified, warehouse_from_settings
 
     try:
         with warehouse_from_settings(settings) as warehouse:
             tables = warehouse.query(
                 "select table_schema, table_name from information_schema.tables "
                 "where table_schema in ('lake', 'staging', 'intermediate', 'marts', 'reporting') order by 1, 2")
-            rows = {(schema, name): warehouse.query(f'select count(*) from "{schema}"."{name}"')[0][0]
+            rows = {(schema, name): warehouse.query(f"select count(*) from {qualified(schema, name)}")[0][0]
                     for schema, name in tables}
     except Exception as exc:  # the summary must not hide the run's own outcome
         return [f"  warehouse: not readable ({exc})"]

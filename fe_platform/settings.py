@@ -93,7 +93,7 @@ class Settings:
             "dagster_home": str(self.dagster_home),
             "dashboards": str(self.dashboards_dir),
             "dashboards_published_to": self.tableau.server_url if self.tableau else None,
-            "fx_api_url": self.fx_api_url,
+            "fx_api_url": _redacted(self.fx_api_url),
         }
         if self.mode == "aws":
             out["aws"] = {"region": self.aws_region, "s3_endpoint_url": self.s3_endpoint_url,
@@ -111,6 +111,12 @@ class Settings:
 
     def to_json(self) -> str:
         return json.dumps(self.public(), indent=2)
+
+
+def _redacted(url: str | None) -> str | None:
+    from fe_platform.lib.fx_api import redact_url  # the URL may carry an API key in its query
+
+    return redact_url(url) if url else None
 
 
 def _require(env: Mapping[str, str], name: str) -> str:

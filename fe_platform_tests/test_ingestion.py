@@ -283,3 +283,48 @@ def test_a_failed_write_leaves_the_previous_partition(lake, monkeypatch):
     assert pq.read_metadata(lake.path(zone_key("validated", "iqvia_rx", "2026-11-20"))).num_rows == 3
     assert not [p for p in (lake.path("validated/iqvia_rx/2026-11-20"),) for p in __import__("os").listdir(p)
                 if p.startswith(".tmp-")]
+
+
+def test_values_the_rules_let_through_but_no_type_holds_are_quarantined(lake):
+    rows = iqvia_rows(2) + [dict(CLEAN["iqvia_rx"], prescriber_id="77", trx="99999999999999999999")]
+    key = land(lake, "iqvia_rx", "RXDYN_WEEKLY_20261120.txt", delimited("iqvia_rx", rows))
+    assert ingest_landing_file(lake, key, KEY).rules == {"trx_type": 1}
+    accounts = [CLEAN["sfdc_account"], dict(CLEAN["sfdc_account"], account_id=None,
+                                            last_modified="2026-11-19T25:00:00Z")]
+    key = land(lake, "sfdc_account", "SFDC_ACCOUNT_20261120.csv", delimited("sfdc_account", accounts))
+    record = ingest_landing_file(lake, key, KEY)
+    assert (record.rows_valid, record.rules) == (1, {"account_id_required": 1, "last_modified_type": 1})
+
+
+def test_rejection_reasons_never_quote_the_rows(lake):
+    lines = delimited("sfdc_account", [CLEAN["sfdc_account"]]).splitlines()
+    broken = lines[0] + "\n" + lines[1] + ",one-field-too-many\n"
+    key = land(lake, "sfdc_account", "SFDC_ACCOUNT_20261120.csv", broken)
+    record = ingest_landing_file(lake, key, KEY)
+    assert record.outcome == "rejected" and "wrong number of fields" in record.reason
+    error = lake.read_bytes("rejected/sfdc_account/SFDC_ACCOUNT_20261120.csv.error.json")
+    for secret in (b"ana.ruiz@clinic.example", b"555-0100", b"1 Main St"):
+        assert secret not in error and secret.decode() not in record.reason
+
+
+def test_a_file_rejected_for_its_name_loads_once_renamed(lake):
+    from fe_platform.lib.ingestion import reject_unpartitionable
+
+    data = delimited("iqvia_rx", iqvia_rows(2))
+    bad = land(lake, "iqvia_rx", "RXDYN_WEEKLY_20261120.TXT", data)
+    assert reject_unpartitionable(lake, bad, "bad name").outcome == "rejected"
+    good = land(lake, "iqvia_rx", "RXDYN_WEEKLY_20261120.txt", data)
+    assert ingest_landing_file(lake, good, KEY).outcome == "loaded"
+
+
+def test_a_header_without_rows_is_rejected(lake):
+    key = land(lake, "sfdc_account", "SFDC_ACCOUNT_20261120.csv", delimited("sfdc_account", []))
+    record = ingest_landing_file(lake, key, KEY)
+    assert record.outcome == "rejected" and "no data rows" in record.reason
+
+
+def test_a_currency_quoted_twice_is_two_quarantined_rows(lake):
+    key = land(lake, "fx_rates", "FX_RATES_20261120.json",
+               '{"base": "EUR", "date": "2026-11-20", "rates": {"USD": 1.05, "GBP": 0.86, "USD": 1.06}}')
+    record = ingest_landing_file(lake, key, KEY)
+    assert (record.rows_in, record.rows_valid, record.rules) == (3, 1, {"duplicate_key": 2})

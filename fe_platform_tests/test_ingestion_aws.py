@@ -62,7 +62,7 @@ def test_sensor_lists_only_keys_after_its_cursor_and_starts_no_run_twice(aws_env
         land(lake, "iqvia_rx", "RXDYN_WEEKLY_20261113_v2.txt", delimited("iqvia_rx", iqvia_rows(1)))
         third = sensor(dg.build_sensor_context(instance=instance, cursor=again.cursor))
         assert [r.run_key for r in third.run_requests] == ["landing/iqvia_rx/RXDYN_WEEKLY_20261113.txt"]
-        assert third.cursor == "landing/iqvia_rx/RXDYN_WEEKLY_20261113_v2.txt"
+        assert third.cursor == "landing/iqvia_rx/RXDYN_WEEKLY_20261113.txt"  # a rejected key moves no cursor
     # the misnamed file was rejected by the tick, with its reason
     assert lake.exists("rejected/iqvia_rx/RXDYN_WEEKLY_20261113_v2.txt.error.json")
 

@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from fe_platform.lib.feeds import FEEDS, Feed
+from fe_platform.lib.feeds import FEEDS, Column, Feed
 from fe_platform.lib.lake import Lake
 from fe_platform.lib.readers import Delivery, UnreadableFile, open_delivery
 from fe_platform.lib.rules import RuleContext, build_schema, check_chunk, key_hashes
@@ -126,12 +126,16 @@ def delivery_log_table(lake: Lake) -> pa.Table:
 
 # --- reference data that rules look up -------------------------------------------------------------
 
-def _validated_column(lake: Lake, feed: str, column: str, latest_only: bool = False) -> set[str]:
+def _validated_column(lake: Lake, feed: str, column: str, as_of: date, latest_only: bool = False) -> set[str]:
+    """Values of a reference feed's column in its partitions up to `as_of` (the earliest partition when
+    none is that old), so that re-validating a delivery after newer reference data arrived gives the
+    same result."""
     keys = sorted(o.key for o in lake.list(f"validated/{feed}/") if o.key.endswith(PART))
+    usable = [k for k in keys if k.split("/")[2] <= as_of.isoformat()] or keys[:1]
     if latest_only:
-        keys = keys[-1:]
+        usable = usable[-1:]
     values: set[str] = set()
-    for key in keys:
+    for key in usable:
         values.update(v for v in lake.read_parquet(key, columns=[column])[column].to_pylist() if v)
     return values
 
@@ -140,9 +144,9 @@ def rule_context(lake: Lake, feed: Feed, data_date: date, duplicate_key_hashes=N
     """The data date plus the reference data a feed's rules need (read from the validated zone)."""
     currencies = brands = frozenset()
     if feed.name == "sap_billing":
-        currencies = frozenset(_validated_column(lake, "fx_rates", "quote_currency"))
+        currencies = frozenset(_validated_column(lake, "fx_rates", "quote_currency", data_date))
     if feed.name == "sfdc_call":
-        brands = frozenset(_validated_column(lake, "product_master", "brand_code", latest_only=True))
+        brands = frozenset(_validated_column(lake, "product_master", "brand_code", data_date, latest_only=True))
     return RuleContext(
         data_date=data_date,
         known_currencies=currencies,
@@ -203,18 +207,41 @@ def _text_columns(feed: Feed, frame: pd.DataFrame, pii_key: str) -> dict[str, pa
     return out
 
 
+def _cast(column: Column, values: pa.Array) -> pa.Array:
+    if column.kind == "bool":
+        return pc.cast(pc.utf8_lower(values), pa.bool_())
+    return pc.cast(values, column.arrow_type)
+
+
+def _uncastable(feed: Feed, text: dict[str, pa.Array]) -> dict[str, np.ndarray]:
+    """Per typed column, the clean rows whose text the rules let through but Arrow cannot cast (a timestamp
+    at hour 25, say): they break `<column>_type` too. Checked value by value only when a column fails."""
+    out = {}
+    for c in feed.columns:
+        if c.kind == "string" or c.pii:
+            continue
+        try:
+            _cast(c, text[c.name])
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            def fails(value, column=c) -> bool:
+                try:
+                    _cast(column, pa.array([value], pa.string()))
+                    return False
+                except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                    return True
+
+            out[c.name] = np.array([fails(v) for v in text[c.name].to_pylist()])
+    return out
+
+
 def _typed(feed: Feed, text: dict[str, pa.Array]) -> dict[str, pa.Array]:
     """Cast validated text to the contract types (every value already passed its type rule)."""
     out = {}
     for c in feed.columns:
         if c.pii == "hash":
             out[f"{c.name}_hash"] = text[f"{c.name}_hash"]
-        elif c.pii == "drop":
-            continue
-        elif c.kind == "bool":
-            out[c.name] = pc.cast(pc.utf8_lower(text[c.name]), pa.bool_())
-        else:
-            out[c.name] = pc.cast(text[c.name], c.arrow_type)
+        elif c.pii != "drop":
+            out[c.name] = _cast(c, text[c.name])
     return out
 
 
@@ -266,6 +293,12 @@ def validate_delivery(delivery: Delivery, data_date: date, ingested_at: datetime
             chunk.index = pd.RangeIndex(n)
             reasons = check_chunk(schema, chunk)
             text = _text_columns(feed, chunk, pii_key)
+            clean = np.flatnonzero((reasons == "").to_numpy())
+            clean_text = {k: v.take(pa.array(clean)) for k, v in text.items()}
+            for name, failed in _uncastable(feed, clean_text).items():
+                rows = reasons.index[clean[failed]]
+                rule = f"{name}_type"
+                reasons[rows] = [f"{r};{rule}" if r else rule for r in reasons[rows]]
             lineage = _lineage(n, rows_in + 1, source_file or delivery.key, data_date, ingested_at)
             bad = (reasons != "").to_numpy()
             if bad.any():
@@ -317,9 +350,11 @@ def ingest_landing_file(lake: Lake, key: str, pii_key: str, now: datetime | None
     partition = data_date.isoformat() if data_date else None
 
     for earlier in log:
-        if earlier.sha256 == sha and earlier.outcome in ("loaded", "rejected"):
-            if earlier.landing_key == key:
-                return earlier  # this very file was ingested already: nothing new
+        if earlier.sha256 == sha and earlier.landing_key == key and earlier.outcome in ("loaded", "rejected"):
+            return earlier  # this very file was ingested already: nothing new
+    for earlier in log:
+        # Only a loaded delivery makes a copy a duplicate: a file rejected for its name may come back renamed.
+        if earlier.sha256 == sha and earlier.outcome == "loaded":
             record = DeliveryRecord(feed.name, key, partition, sha, "duplicate", ingested_at=now,
                                     reason=f"same bytes as {earlier.landing_key}, ingested "
                                            f"{earlier.ingested_at.isoformat()}")
@@ -330,6 +365,9 @@ def ingest_landing_file(lake: Lake, key: str, pii_key: str, now: datetime | None
         delivery = open_delivery(feed, lake, key)
         with tempfile.TemporaryDirectory() as tmp:
             result = validate_delivery(delivery, data_date, now, pii_key, Path(tmp))
+            if result.rows_in == 0:
+                # An empty snapshot would say every account or product is gone: refuse it, loudly.
+                raise UnreadableFile(key, "the file has a header but no data rows")
             raw_key = f"raw/{feed.name}/{partition}/{sha[:16]}/{parts[-1]}"
             lake.copy(key, raw_key)
             _publish(lake, feed, partition, result)

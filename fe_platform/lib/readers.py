@@ -12,6 +12,7 @@ import codecs
 import csv
 import io
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -98,18 +99,30 @@ class Delivery:
                 if pending:
                     yield _normalize(pa.Table.from_batches(pending).rename_columns(wanted))
         except (pa.ArrowInvalid, OSError) as exc:
+            if not _is_format_error(exc):
+                raise
             raise UnreadableFile(self.key, _arrow_problem(exc)) from exc
 
 
 def _arrow_problem(exc: Exception) -> str:
+    """What is wrong with the file, in words that never quote its cells (they may hold PII)."""
     text = str(exc)
+    fields = re.search(r"Expected \d+ columns?, got \d+", text)
     if "invalid UTF8" in text:
         return "bytes that are not valid UTF-8"
-    if "Expected" in text and "columns" in text:
-        return f"rows with the wrong number of fields ({text.splitlines()[0]})"
-    if "gzip" in text.lower() or "zlib" in text.lower():
-        return f"not a valid gzip file ({text.splitlines()[0]})"
-    return text.splitlines()[0]
+    if fields:
+        return f"rows with the wrong number of fields ({fields.group(0)})"
+    if "gzip" in text.lower() or "zlib" in text.lower() or "inflate" in text.lower():
+        return "not a valid gzip file"
+    return f"not parseable as delimited text ({text.split(':')[0]})"
+
+
+def _is_format_error(exc: Exception) -> bool:
+    """A parse or decompression failure is the file's fault; other I/O errors (network, permissions) are
+    not, and must fail the run so it can be retried rather than reject a good file."""
+    if isinstance(exc, pa.ArrowInvalid):
+        return True
+    return any(word in str(exc).lower() for word in ("gzip", "zlib", "inflate", "decompress"))
 
 
 def _normalize(table: pa.Table) -> pd.DataFrame:
@@ -157,6 +170,8 @@ def _peek_header(delivery_key: str, feed: Feed, lake: Lake) -> list[str]:
             stream = pa.CompressedInputStream(f, "gzip") if delivery_key.endswith(".gz") else f
             head = stream.read(HEADER_PEEK)
     except (pa.ArrowInvalid, OSError) as exc:
+        if not _is_format_error(exc):
+            raise
         raise UnreadableFile(delivery_key, _arrow_problem(exc)) from exc
     if not head.strip():
         raise UnreadableFile(delivery_key, "the file is empty")
@@ -205,12 +220,21 @@ def _read_xlsx(feed: Feed, lake: Lake, key: str) -> Delivery:
     return Delivery(feed, lake, key, header, mapping, extra, _rows=rows[1:])
 
 
+class _JsonObject(dict):
+    """A JSON object that keeps every key/value pair, so a currency quoted twice is two rows (both then
+    quarantined as `duplicate_key`) rather than one silently dropped."""
+
+    def __init__(self, pairs: list[tuple]):
+        super().__init__(pairs)
+        self.pairs = pairs
+
+
 def _read_fx_json(feed: Feed, lake: Lake, key: str) -> Delivery:
     data = lake.read_bytes(key)
     if not data.strip():
         raise UnreadableFile(key, "the file is empty")
     try:
-        body = json.loads(data.decode("utf-8"))
+        body = json.loads(data.decode("utf-8"), object_pairs_hook=_JsonObject)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise UnreadableFile(key, f"not valid JSON ({exc})") from exc
     if not isinstance(body, dict) or not isinstance(body.get("rates"), dict):
@@ -220,7 +244,7 @@ def _read_fx_json(feed: Feed, lake: Lake, key: str) -> Delivery:
         raise UnreadableFile(key, f"the body lacks {', '.join(missing)}")
     header = feed.source_columns
     rows = [[body["date"], body["base"], str(quote), None if rate is None else str(rate)]
-            for quote, rate in body["rates"].items()]
+            for quote, rate in body["rates"].pairs]
     return Delivery(feed, lake, key, header, {c: c for c in header}, [], _rows=rows)
 
 

@@ -24,9 +24,9 @@ from fe_platform.lib.feeds import Column, Feed
 from fe_platform.lib.identifiers import sfdc_suffix
 
 TYPE_PATTERNS = {
-    "int": r"-?\d+",
+    "int": r"-?\d{1,18}",  # what fits a 64-bit integer
     "decimal": r"-?\d+(\.\d+)?",
-    "money": r"-?\d+(\.\d+)?",
+    "money": r"-?\d{1,16}(\.\d+)?",  # what fits decimal(18, 2)
     "date": r"\d{4}-\d{2}-\d{2}",
     "timestamp": r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|\+00:00)",
     "bool": r"(?i:true|false)",
@@ -84,6 +84,11 @@ def as_date(s: pd.Series) -> pd.Series:
     written_day = pc.cast(pc.if_else(pc.is_valid(days), pc.utf8_slice_codeunits(text, 8, 10), "0"), pyarrow.int64())
     days = pc.if_else(pc.equal(pc.day(days), written_day), days, None)
     return pd.Series(days.to_numpy(zero_copy_only=False), index=s.index)
+
+
+def as_timestamp(s: pd.Series) -> pd.Series:
+    """Real instants (no hour 25, no 30 February), as UTC datetimes; anything else NaT."""
+    return pd.to_datetime(s, format="ISO8601", utc=True, errors="coerce")
 
 
 def key_hashes(df: pd.DataFrame, key: tuple[str, ...]) -> np.ndarray:
@@ -205,6 +210,9 @@ def _column_checks(column: Column, named: dict) -> list[pa.Check]:
         pattern = TYPE_PATTERNS[column.kind]
         if column.kind == "date":
             checks.append(pa.Check(lambda s: as_date(s).notna() & s.str.fullmatch(pattern),
+                                   name=f"{name}_type"))
+        elif column.kind == "timestamp":
+            checks.append(pa.Check(lambda s: s.str.fullmatch(pattern) & as_timestamp(s).notna(),
                                    name=f"{name}_type"))
         else:
             checks.append(pa.Check(_matches(pattern), name=f"{name}_type"))

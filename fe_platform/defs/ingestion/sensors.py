@@ -21,6 +21,8 @@ from fe_platform.lib.ingestion import DeliveryRecord, landing_files, read_delive
 from fe_platform.lib.lake import Lake, lake_from_settings
 from fe_platform.settings import Settings
 
+FEED_TAG = "fe_platform/feed"  # on every ingestion run; dagster.yaml runs one at a time per feed
+
 
 @dataclass
 class LandingPlan:
@@ -28,7 +30,7 @@ class LandingPlan:
 
     runs: list[tuple[str, str]] = field(default_factory=list)  # (landing key, partition)
     rejected: list[DeliveryRecord] = field(default_factory=list)
-    last_key: str | None = None
+    last_key: str | None = None  # the last key that became a run: the sensor's next cursor
 
 
 def plan_landing(lake: Lake, feed: Feed, start_after: str | None = None, skip_known: bool = False) -> LandingPlan:
@@ -37,7 +39,6 @@ def plan_landing(lake: Lake, feed: Feed, start_after: str | None = None, skip_kn
     known = {r.landing_key for r in read_delivery_log(lake, feed.name)} if skip_known else set()
     plan = LandingPlan()
     for key in landing_files(lake, feed, start_after=start_after):
-        plan.last_key = key
         if key in known:
             continue
         data_date = feed.match(key.rsplit("/", 1)[-1])
@@ -50,12 +51,16 @@ def plan_landing(lake: Lake, feed: Feed, start_after: str | None = None, skip_kn
                            f"(a future date, before {partitions.start:%Y-%m-%d}, or not a Friday for a weekly feed)"))
         else:
             plan.runs.append((key, data_date.isoformat()))
+            # Only a key that became a run moves the cursor: a rejected key (a typo'd far-future date, say)
+            # must not hide the real deliveries that sort before it.
+            plan.last_key = key
     return plan
 
 
 def ingestion_job(feed: Feed):
     return dg.define_asset_job(
         f"ingest_{feed.name}_job",
+        tags={FEED_TAG: feed.name},
         selection=dg.AssetSelection.assets(raw_key(feed), validated_key(feed)),
         description=f"Ingest one {feed.name} delivery: raw copy, validation, quarantine, checks.",
     )
