@@ -248,6 +248,25 @@ def _typed(feed: Feed, text: dict[str, pa.Array]) -> dict[str, pa.Array]:
 KEY_BUCKETS = 16  # key hashes spill to this many files, so finding repeats holds 1/16 of them at a time
 
 
+def _typed_clean_rows(feed: Feed, text: dict[str, pa.Array], reasons: pd.Series) -> tuple[dict, np.ndarray]:
+    """The rows that broke no rule, cast to the contract types, and their mask. A value the rules let
+    through but no Arrow type holds (rare) gets `<column>_type` added to `reasons` and leaves the clean rows."""
+    while True:
+        good = (reasons == "").to_numpy()
+        rows = {k: v.filter(pa.array(good)) for k, v in text.items()}
+        try:
+            return _typed(feed, rows), good
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            positions = np.flatnonzero(good)
+            uncastable = _uncastable(feed, rows)
+            if not any(failed.any() for failed in uncastable.values()):
+                raise  # not a value's fault: let the run fail and say so
+            for name, failed in uncastable.items():
+                index = reasons.index[positions[failed]]
+                rule = f"{name}_type"
+                reasons[index] = [f"{r};{rule}" if r else rule for r in reasons[index]]
+
+
 def duplicate_keys(delivery: Delivery, workdir: Path) -> np.ndarray:
     """Hashes of the keys that occur more than once in the file: a first pass over the key columns.
 
@@ -293,14 +312,9 @@ def validate_delivery(delivery: Delivery, data_date: date, ingested_at: datetime
             chunk.index = pd.RangeIndex(n)
             reasons = check_chunk(schema, chunk)
             text = _text_columns(feed, chunk, pii_key)
-            clean = np.flatnonzero((reasons == "").to_numpy())
-            clean_text = {k: v.take(pa.array(clean)) for k, v in text.items()}
-            for name, failed in _uncastable(feed, clean_text).items():
-                rows = reasons.index[clean[failed]]
-                rule = f"{name}_type"
-                reasons[rows] = [f"{r};{rule}" if r else rule for r in reasons[rows]]
+            typed, good = _typed_clean_rows(feed, text, reasons)
             lineage = _lineage(n, rows_in + 1, source_file or delivery.key, data_date, ingested_at)
-            bad = (reasons != "").to_numpy()
+            bad = ~good
             if bad.any():
                 mask = pa.array(bad)
                 rows = {k: v.filter(mask) for k, v in {**text, **lineage}.items()}
@@ -308,10 +322,7 @@ def validate_delivery(delivery: Delivery, data_date: date, ingested_at: datetime
                 bad_out.write_table(pa.table(rows, schema=bad_schema))
                 for joined in reasons[bad]:
                     counts.update(joined.split(";"))
-            good = pa.array(~bad)
-            clean = {k: v.filter(good) for k, v in text.items()}
-            typed = _typed(feed, clean)
-            typed.update({k: v.filter(good) for k, v in lineage.items()})
+            typed.update({k: v.filter(pa.array(good)) for k, v in lineage.items()})
             valid_out.write_table(pa.table(typed, schema=valid_schema))
             rows_in += n
             rows_bad += int(bad.sum())
