@@ -26,3 +26,47 @@
     {%- endif -%}
     {{ return(text) }}
 {%- endmacro %}
+
+{#-
+  Latest delivery wins, shared by the incremental facts. After a CTE `incoming` that selects `key`,
+  then `columns` (delivery_date and source_row among them), then `1 as is_incoming`, this emits the
+  CTEs `candidates` (incoming rows, and in an incremental run the rows the table already holds for the
+  same keys) and `ranked` (`delivery_rank` = 1 for the row of the latest delivery per key; a tie goes to
+  the incoming row), so a re-run of an older partition after a newer one changes nothing.
+-#}
+{% macro latest_delivery_ctes(key, columns) -%}
+{% if is_incremental() %}
+existing as (
+
+    select
+        {{ key }},
+        {{ columns | join(',\n        ') }},
+        0 as is_incoming
+    from {{ this }}
+    where {{ key }} in (select {{ key }} from incoming)
+
+),
+{% endif %}
+
+candidates as (
+
+    select * from incoming
+    {% if is_incremental() %}
+    union all
+    select * from existing
+    {% endif %}
+
+),
+
+ranked as (
+
+    select
+        candidates.*,
+        row_number() over (
+            partition by {{ key }}
+            order by delivery_date desc, is_incoming desc, source_row desc
+        ) as delivery_rank
+    from candidates
+
+)
+{%- endmacro %}

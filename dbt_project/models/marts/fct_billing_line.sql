@@ -10,85 +10,23 @@
 
 -- One row per billing document item, from the latest delivery that holds it, with its USD value.
 -- Incremental like fct_rx_weekly: the window's deliveries compete with the rows already held.
+{% set columns = [
+    'billing_document', 'billing_item', 'billing_type', 'billing_date', 'sales_org', 'sold_to',
+    'ship_to', 'material', 'quantity', 'sales_unit', 'net_value', 'currency', 'fx_rate_date',
+    'fx_rate_to_usd', 'net_value_usd', 'delivery_date', 'source_file', 'source_row'
+] %}
 with incoming as (
 
     select
         {{ surrogate_key(['billing_document', 'billing_item']) }} as billing_line_key,
-        billing_document,
-        billing_item,
-        billing_type,
-        billing_date,
-        sales_org,
-        sold_to,
-        ship_to,
-        material,
-        quantity,
-        sales_unit,
-        net_value,
-        currency,
-        fx_rate_date,
-        fx_rate_to_usd,
-        net_value_usd,
-        delivery_date,
-        source_file,
-        source_row,
+        {{ columns | join(',\n        ') }},
         1 as is_incoming
     from {{ ref('int_billing_lines_converted') }}
     where {{ delivery_window_filter('delivery_date') }}
 
 ),
 
-{% if is_incremental() %}
-existing as (
-
-    select
-        billing_line_key,
-        billing_document,
-        billing_item,
-        billing_type,
-        billing_date,
-        sales_org,
-        sold_to,
-        ship_to,
-        material,
-        quantity,
-        sales_unit,
-        net_value,
-        currency,
-        fx_rate_date,
-        fx_rate_to_usd,
-        net_value_usd,
-        delivery_date,
-        source_file,
-        source_row,
-        0 as is_incoming
-    from {{ this }}
-    where billing_line_key in (select billing_line_key from incoming)
-
-),
-{% endif %}
-
-candidates as (
-
-    select * from incoming
-    {% if is_incremental() %}
-    union all
-    select * from existing
-    {% endif %}
-
-),
-
-ranked as (
-
-    select
-        candidates.*,
-        row_number() over (
-            partition by billing_line_key
-            order by delivery_date desc, is_incoming desc, source_row desc
-        ) as delivery_rank
-    from candidates
-
-),
+{{ latest_delivery_ctes('billing_line_key', columns) }},
 
 products_by_material as (
 

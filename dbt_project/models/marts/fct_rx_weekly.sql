@@ -13,77 +13,22 @@
 -- max_date) and competes their rows with the rows the table already holds for the same keys, so a
 -- re-run of an older partition after a newer one changes nothing and a restated week replaces its
 -- earlier values.
+{% set columns = [
+    'prescriber_id', 'npi', 'ndc11', 'week_ending', 'payer_type', 'channel', 'nrx', 'trx', 'nbrx',
+    'nqty', 'tqty', 'delivery_date', 'source_file', 'source_row'
+] %}
 with incoming as (
 
     select
         {{ surrogate_key(['prescriber_id', 'ndc11', 'week_ending', 'payer_type', 'channel']) }} as rx_weekly_key,
-        prescriber_id,
-        npi,
-        ndc11,
-        week_ending,
-        payer_type,
-        channel,
-        nrx,
-        trx,
-        nbrx,
-        nqty,
-        tqty,
-        delivery_date,
-        source_file,
-        source_row,
+        {{ columns | join(',\n        ') }},
         1 as is_incoming
     from {{ ref('stg_iqvia__rx') }}
     where {{ delivery_window_filter('delivery_date') }}
 
 ),
 
-{% if is_incremental() %}
-existing as (
-
-    select
-        rx_weekly_key,
-        prescriber_id,
-        npi,
-        ndc11,
-        week_ending,
-        payer_type,
-        channel,
-        nrx,
-        trx,
-        nbrx,
-        nqty,
-        tqty,
-        delivery_date,
-        source_file,
-        source_row,
-        0 as is_incoming
-    from {{ this }}
-    where rx_weekly_key in (select rx_weekly_key from incoming)
-
-),
-{% endif %}
-
-candidates as (
-
-    select * from incoming
-    {% if is_incremental() %}
-    union all
-    select * from existing
-    {% endif %}
-
-),
-
-ranked as (
-
-    select
-        candidates.*,
-        row_number() over (
-            partition by rx_weekly_key
-            order by delivery_date desc, is_incoming desc, source_row desc
-        ) as delivery_rank
-    from candidates
-
-),
+{{ latest_delivery_ctes('rx_weekly_key', columns) }},
 
 latest as (
 
