@@ -33,7 +33,6 @@ from fe_platform.lib.readers import Delivery, UnreadableFile, open_delivery
 from fe_platform.lib.rules import RuleContext, build_schema, check_chunk, key_hashes
 
 PART = "part.parquet"
-SAMPLE_ROWS = 5
 
 DELIVERY_LOG_SCHEMA = pa.schema([
     ("feed", pa.string()),
@@ -245,9 +244,6 @@ def _typed(feed: Feed, text: dict[str, pa.Array]) -> dict[str, pa.Array]:
     return out
 
 
-KEY_BUCKETS = 16  # key hashes spill to this many files, so finding repeats holds 1/16 of them at a time
-
-
 def _typed_clean_rows(feed: Feed, text: dict[str, pa.Array], reasons: pd.Series) -> tuple[dict, np.ndarray]:
     """The rows that broke no rule, cast to the contract types, and their mask. A value the rules let
     through but no Arrow type holds (rare) gets `<column>_type` added to `reasons` and leaves the clean rows."""
@@ -265,6 +261,9 @@ def _typed_clean_rows(feed: Feed, text: dict[str, pa.Array], reasons: pd.Series)
                 index = reasons.index[positions[failed]]
                 rule = f"{name}_type"
                 reasons[index] = [f"{r};{rule}" if r else rule for r in reasons[index]]
+
+
+KEY_BUCKETS = 16  # key hashes spill to this many files, so finding repeats holds 1/16 of them at a time
 
 
 def duplicate_keys(delivery: Delivery, workdir: Path) -> np.ndarray:
