@@ -201,6 +201,16 @@ def test_small_chunks_keep_row_numbers_and_find_duplicates_across_chunks(lake, m
     assert validated(lake, "iqvia_rx", "2026-11-20")["_source_row"].to_pylist() == list(range(2, 201))
 
 
+
+def test_a_bad_line_after_many_chunks_rejects_the_whole_file_and_publishes_nothing(lake, monkeypatch):
+    monkeypatch.setattr(readers, "BLOCK_SIZE", 1024)
+    monkeypatch.setattr(readers, "CHUNK_ROWS", 30)
+    text = delimited("iqvia_rx", iqvia_rows(200)) + "1|2|3\n"  # chunks already checked when this line is read
+    key = land(lake, "iqvia_rx", "RXDYN_WEEKLY_20261120.txt", text)
+    record = ingest_landing_file(lake, key, KEY)
+    assert record.outcome == "rejected" and "wrong number of fields" in record.reason
+    assert not list(lake.list("validated/")) and not list(lake.list("quarantine/"))
+
 # --- whole files rejected --------------------------------------------------------------------------
 
 GOOD_IQVIA = delimited("iqvia_rx", iqvia_rows(2))

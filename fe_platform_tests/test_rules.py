@@ -125,7 +125,7 @@ BREAKS = [
 def reasons(feed_name: str, rows: list[dict], ctx: RuleContext = CTX) -> list[str]:
     feed = FEEDS[feed_name]
     frame = pd.DataFrame(rows, columns=feed.source_columns, dtype="str")
-    return check_chunk(build_schema(feed, ctx), frame).tolist()
+    return check_chunk(build_schema(feed, ctx), frame).reindex(range(len(frame)), fill_value="").tolist()
 
 
 @pytest.mark.parametrize("feed_name", sorted(CLEAN))

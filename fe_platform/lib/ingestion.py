@@ -7,7 +7,8 @@ The zones and outcomes are those of `shared/spec/feeds.md`:
 - otherwise its bytes are kept in `raw/`, every row is checked by the feed's pandera schema, and the
   partition's validated and quarantine datasets are replaced as a whole; `loaded` is recorded with
   rows_in = rows_valid + rows_quarantined.
-Rows are streamed in chunks into Parquet writers, so memory does not grow with the file.
+A file streams through in chunks: read on one thread, checked on two, written in order on a fourth, with
+a few chunks in flight, so memory does not grow with the file.
 """
 
 from __future__ import annotations
@@ -16,10 +17,12 @@ import hashlib
 import hmac
 import json
 import tempfile
-from collections import Counter
-from dataclasses import asdict, dataclass, field
+from collections import Counter, deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -30,7 +33,10 @@ import pyarrow.parquet as pq
 from fe_platform.lib.feeds import FEEDS, Column, Feed
 from fe_platform.lib.lake import Lake
 from fe_platform.lib.readers import Delivery, UnreadableFile, open_delivery
-from fe_platform.lib.rules import RuleContext, build_schema, check_chunk, key_hashes
+from fe_platform.lib.rules import KEY_HASH, RuleContext, build_schema, check_chunk, distinct_values, key_hashes
+
+if TYPE_CHECKING:
+    from pandera.api.pandas.container import DataFrameSchema
 
 PART = "part.parquet"
 
@@ -139,7 +145,7 @@ def _validated_column(lake: Lake, feed: str, column: str, as_of: date, latest_on
     return values
 
 
-def rule_context(lake: Lake, feed: Feed, data_date: date, duplicate_key_hashes=None) -> RuleContext:
+def rule_context(lake: Lake, feed: Feed, data_date: date) -> RuleContext:
     """The data date plus the reference data a feed's rules need (read from the validated zone)."""
     currencies = brands = frozenset()
     if feed.name == "sap_billing":
@@ -150,20 +156,17 @@ def rule_context(lake: Lake, feed: Feed, data_date: date, duplicate_key_hashes=N
         data_date=data_date,
         known_currencies=currencies,
         known_brand_codes=brands,
-        duplicate_key_hashes=(duplicate_key_hashes if duplicate_key_hashes is not None
-                              else np.empty(0, dtype=np.uint64)),
     )
 
 
 # --- PII --------------------------------------------------------------------------------------------
 
-def pii_hash(values: pd.Series, key: str) -> pa.Array:
+def pii_hash(values: pa.Array | pa.ChunkedArray, key: str) -> pa.Array:
     """Keyed HMAC-SHA256 of the trimmed, lower-cased value (null stays null)."""
     secret = key.encode()
     return pa.array(
-        [None if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v))
-         else hmac.new(secret, str(v).strip().lower().encode(), hashlib.sha256).hexdigest()
-         for v in values],
+        [None if v is None else hmac.new(secret, v.strip().lower().encode(), hashlib.sha256).hexdigest()
+         for v in values.to_pylist()],
         pa.string(),
     )
 
@@ -189,20 +192,20 @@ def quarantine_schema(feed: Feed) -> pa.Schema:
 
 def _lineage(n: int, first_row: int, source_file: str, data_date: date, ingested_at: datetime) -> dict:
     return {
-        "_source_file": pa.array([source_file] * n, pa.string()),
+        "_source_file": pa.repeat(pa.scalar(source_file, pa.string()), n),
         "_source_row": pa.array(np.arange(first_row, first_row + n, dtype=np.int64)),
-        "_data_date": pa.array([data_date] * n, pa.date32()),
-        "_ingested_at": pa.array([ingested_at] * n, pa.timestamp("us", tz="UTC")),
+        "_data_date": pa.repeat(pa.scalar(data_date, pa.date32()), n),
+        "_ingested_at": pa.repeat(pa.scalar(ingested_at, pa.timestamp("us", tz="UTC")), n),
     }
 
 
-def _text_columns(feed: Feed, frame: pd.DataFrame, pii_key: str) -> dict[str, pa.Array]:
+def _text_columns(feed: Feed, table: pa.Table, pii_key: str) -> dict[str, pa.ChunkedArray]:
     out = {}
     for c in feed.columns:
         if c.pii == "hash":
-            out[f"{c.name}_hash"] = pii_hash(frame[c.name], pii_key)
+            out[f"{c.name}_hash"] = pii_hash(table[c.name], pii_key)
         elif c.pii != "drop":
-            out[c.name] = pa.array(frame[c.name], pa.string(), from_pandas=True)
+            out[c.name] = table[c.name]
     return out
 
 
@@ -212,121 +215,189 @@ def _cast(column: Column, values: pa.Array) -> pa.Array:
     return pc.cast(values, column.arrow_type)
 
 
-def _uncastable(feed: Feed, text: dict[str, pa.Array]) -> dict[str, np.ndarray]:
-    """Per typed column, the clean rows whose text the rules let through but Arrow cannot cast (a timestamp
-    at hour 25, say): they break `<column>_type` too. Checked value by value only when a column fails."""
-    out = {}
+def _castable(column: Column, value: str) -> bool:
+    try:
+        _cast(column, pa.array([value], pa.string()))
+        return True
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return False
+
+
+def _with_reason(reasons: pd.Series, rows: np.ndarray, rule: str) -> pd.Series:
+    reasons = reasons.reindex(reasons.index.union(rows), fill_value="")
+    reasons.loc[rows] = [f"{r};{rule}" if r else rule for r in reasons.loc[rows]]
+    return reasons
+
+
+def _typed_clean_rows(feed: Feed, text: dict[str, pa.ChunkedArray], frame: pd.DataFrame, reasons: pd.Series
+                      ) -> tuple[dict[str, pa.Array], np.ndarray, pd.Series]:
+    """The rows that broke no rule in the contract types, their mask, and the reasons of the others.
+
+    Each distinct value of a column is cast once. A value the rules let through but no Arrow type holds
+    (rare: a timestamp at hour 25) breaks `<column>_type` too, and its row leaves the clean rows."""
+    passed = np.ones(len(frame), dtype=bool)
+    passed[reasons.index] = False
+    good = passed.copy()
+    typed_values = {}
     for c in feed.columns:
         if c.kind == "string" or c.pii:
             continue
+        codes, values = distinct_values(frame[c.name])
+        values = pa.array(values, pa.string(), from_pandas=True)
+        used = np.zeros(len(values), dtype=bool)
+        used[codes[passed]] = True  # only the clean rows' values need their type
         try:
-            _cast(c, text[c.name])
+            typed_values[c.name] = _cast(c, pc.if_else(pa.array(used), values, None))
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            def fails(value, column=c) -> bool:
-                try:
-                    _cast(column, pa.array([value], pa.string()))
-                    return False
-                except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-                    return True
-
-            out[c.name] = np.array([fails(v) for v in text[c.name].to_pylist()])
-    return out
-
-
-def _typed(feed: Feed, text: dict[str, pa.Array]) -> dict[str, pa.Array]:
-    """Cast validated text to the contract types (every value already passed its type rule)."""
+            fails = np.array([u and not _castable(c, v) for u, v in zip(used, values.to_pylist(), strict=True)])
+            if not fails.any():
+                raise  # not a value's fault: let the run fail and say so
+            broken = passed & fails[codes]
+            reasons = _with_reason(reasons, np.flatnonzero(broken), f"{c.name}_type")
+            good &= ~broken
+            typed_values[c.name] = _cast(c, pc.if_else(pa.array(used & ~fails), values, None))
+    all_good = good.all()
+    clean = pa.array(good)
     out = {}
     for c in feed.columns:
-        if c.pii == "hash":
-            out[f"{c.name}_hash"] = text[f"{c.name}_hash"]
+        if c.name in typed_values:
+            codes = distinct_values(frame[c.name])[0]
+            out[c.name] = typed_values[c.name].take(codes if all_good else codes[good])
         elif c.pii != "drop":
-            out[c.name] = _cast(c, text[c.name])
-    return out
+            name = f"{c.name}_hash" if c.pii == "hash" else c.name
+            out[name] = text[name] if all_good else text[name].filter(clean)
+    return out, good, reasons
 
 
-def _typed_clean_rows(feed: Feed, text: dict[str, pa.Array], reasons: pd.Series) -> tuple[dict, np.ndarray]:
-    """The rows that broke no rule, cast to the contract types, and their mask. A value the rules let
-    through but no Arrow type holds (rare) gets `<column>_type` added to `reasons` and leaves the clean rows."""
-    while True:
-        good = (reasons == "").to_numpy()
-        rows = {k: v.filter(pa.array(good)) for k, v in text.items()}
-        try:
-            return _typed(feed, rows), good
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            positions = np.flatnonzero(good)
-            uncastable = _uncastable(feed, rows)
-            if not any(failed.any() for failed in uncastable.values()):
-                raise  # not a value's fault: let the run fail and say so
-            for name, failed in uncastable.items():
-                index = reasons.index[positions[failed]]
-                rule = f"{name}_type"
-                reasons[index] = [f"{r};{rule}" if r else rule for r in reasons[index]]
+@dataclass
+class CheckedChunk:
+    """One chunk's clean rows (typed) and quarantined rows (text and reasons), ready to write."""
+
+    valid: pa.Table
+    quarantined: pa.Table | None
+    rule_counts: Counter
+    key_hashes: np.ndarray | None
 
 
-KEY_BUCKETS = 16  # key hashes spill to this many files, so finding repeats holds 1/16 of them at a time
+@dataclass
+class ChunkChecker:
+    """Checks the chunks of one delivery against its feed's schema: what every chunk shares."""
+
+    feed: Feed
+    schema: DataFrameSchema  # the feed's rules for this file (its data date and reference data)
+    pii_key: str
+    source_file: str
+    data_date: date
+    ingested_at: datetime
+
+    def check(self, chunk: pa.Table, first_row: int) -> CheckedChunk:
+        feed, n = self.feed, chunk.num_rows
+        frame = chunk.to_pandas()
+        hashes = None
+        if feed.key:
+            hashes = frame[KEY_HASH] = key_hashes(frame, feed.key)
+        reasons = check_chunk(self.schema, frame)
+        text = _text_columns(feed, chunk, self.pii_key)
+        typed, good, reasons = _typed_clean_rows(feed, text, frame, reasons)
+        lineage = _lineage(n, first_row, self.source_file, self.data_date, self.ingested_at)
+        quarantined, counts = None, Counter()
+        if len(reasons):
+            mask = pa.array(~good)
+            rows = {k: v.filter(mask) for k, v in {**text, **lineage}.items()}
+            rows["_reject_reasons"] = pa.array(reasons.to_numpy(), pa.string())
+            quarantined = pa.table(rows, schema=quarantine_schema(feed))
+            for joined in reasons:
+                counts.update(joined.split(";"))
+            lineage = {k: v.filter(pa.array(good)) for k, v in lineage.items()}
+        valid = pa.table({**typed, **lineage}, schema=feed.validated_schema())
+        return CheckedChunk(valid, quarantined, counts, hashes)
 
 
-def duplicate_keys(delivery: Delivery, workdir: Path) -> np.ndarray:
-    """Hashes of the keys that occur more than once in the file: a first pass over the key columns.
+class KeyCounter:
+    """Finds the keys that occur more than once in a file, in bounded memory: key hashes spill to
+    bucket files by their top bits, and each bucket is counted on its own."""
 
-    The hashes are spilled to bucket files by their top bits and each bucket is checked on its own,
-    so memory stays bounded however many rows the file has.
-    """
+    BUCKETS = 16
+
+    def __init__(self, workdir: Path):
+        self.paths = [workdir / f"keys-{i}.u64" for i in range(self.BUCKETS)]
+
+    def add(self, hashes: np.ndarray) -> None:
+        bucket = (hashes >> np.uint64(60)).astype(np.int64)
+        for i in np.unique(bucket):
+            with open(self.paths[i], "ab") as f:
+                hashes[bucket == i].tofile(f)
+
+    def repeated(self) -> np.ndarray:
+        repeated = [np.empty(0, dtype=np.uint64)]
+        for path in filter(Path.exists, self.paths):
+            values, counts = np.unique(np.fromfile(path, dtype=np.uint64), return_counts=True)
+            repeated.append(values[counts > 1])
+            path.unlink()
+        return np.concatenate(repeated)
+
+
+CHECK_THREADS = 2  # chunks checked at once: the rules' Arrow kernels release the GIL
+AHEAD = CHECK_THREADS + 2  # chunks read but not yet written: what bounds memory
+
+
+def _validation_pass(delivery: Delivery, checker: ChunkChecker, workdir: Path, keys: KeyCounter | None
+                     ) -> ValidationResult:
+    """Check every chunk into validated and quarantine files: the file is read here, chunks are checked
+    on CHECK_THREADS threads, and one writer thread writes them in file order."""
     feed = delivery.feed
-    if not feed.key:
-        return np.empty(0, dtype=np.uint64)
-    paths = [workdir / f"keys-{i}.u64" for i in range(KEY_BUCKETS)]
-    files = [open(p, "wb") for p in paths]
-    try:
-        for chunk in delivery.chunks(list(feed.key)):
-            hashes = key_hashes(chunk, feed.key)
-            bucket = (hashes >> np.uint64(60)).astype(np.int64)
-            for i in np.unique(bucket):
-                hashes[bucket == i].tofile(files[i])
-    finally:
-        for f in files:
-            f.close()
-    repeated = []
-    for path in paths:
-        values, counts = np.unique(np.fromfile(path, dtype=np.uint64), return_counts=True)
-        repeated.append(values[counts > 1])
-        path.unlink()
-    return np.concatenate(repeated)
+    valid_path, bad_path = workdir / "validated.parquet", workdir / "quarantine.parquet"
+    counts: Counter = Counter()
+    rows_in = rows_valid = 0
+    writes: deque[Future] = deque()
+    valid_schema = feed.validated_schema()
+    # A row number is unique: dictionary-encoding it only costs time.
+    dictionary_columns = [name for name in valid_schema.names if name != "_source_row"]
+    with pq.ParquetWriter(valid_path, valid_schema, use_dictionary=dictionary_columns) as valid_out, \
+            pq.ParquetWriter(bad_path, quarantine_schema(feed)) as bad_out, \
+            ThreadPoolExecutor(CHECK_THREADS) as checkers, ThreadPoolExecutor(1) as writer:
+
+        def write(checked: Future) -> int:
+            chunk: CheckedChunk = checked.result()
+            valid_out.write_table(chunk.valid)
+            if chunk.quarantined is not None:
+                bad_out.write_table(chunk.quarantined)
+            if keys is not None and chunk.key_hashes is not None:
+                keys.add(chunk.key_hashes)
+            counts.update(chunk.rule_counts)
+            return chunk.valid.num_rows
+
+        for chunk in delivery.chunks():
+            writes.append(writer.submit(write, checkers.submit(checker.check, chunk, rows_in + 1)))
+            rows_in += chunk.num_rows
+            if len(writes) >= AHEAD:
+                rows_valid += writes.popleft().result()
+        while writes:
+            rows_valid += writes.popleft().result()
+    return ValidationResult(rows_in, rows_valid, rows_in - rows_valid, counts, valid_path, bad_path)
 
 
 def validate_delivery(delivery: Delivery, data_date: date, ingested_at: datetime, pii_key: str,
                       workdir: Path, source_file: str | None = None) -> ValidationResult:
-    """Check every row; write clean rows (typed) and quarantined rows (text + reasons) as Parquet."""
+    """Check every row; write clean rows (typed) and quarantined rows (text + reasons) as Parquet.
+
+    A key repeated anywhere in the file quarantines every row that has it, which is known only once the
+    whole file was read: the rare file with repeats is checked a second time with them known.
+    """
     feed, lake = delivery.feed, delivery.lake
-    ctx = rule_context(lake, feed, data_date, duplicate_keys(delivery, workdir))
-    schema = build_schema(feed, ctx)
-    valid_schema, bad_schema = feed.validated_schema(), quarantine_schema(feed)
-    valid_path, bad_path = workdir / "validated.parquet", workdir / "quarantine.parquet"
-    counts: Counter = Counter()
-    rows_in = rows_valid = rows_bad = 0
-    with pq.ParquetWriter(valid_path, valid_schema) as valid_out, \
-            pq.ParquetWriter(bad_path, bad_schema) as bad_out:
-        for chunk in delivery.chunks():
-            n = len(chunk)
-            chunk.index = pd.RangeIndex(n)
-            reasons = check_chunk(schema, chunk)
-            text = _text_columns(feed, chunk, pii_key)
-            typed, good = _typed_clean_rows(feed, text, reasons)
-            lineage = _lineage(n, rows_in + 1, source_file or delivery.key, data_date, ingested_at)
-            bad = ~good
-            if bad.any():
-                mask = pa.array(bad)
-                rows = {k: v.filter(mask) for k, v in {**text, **lineage}.items()}
-                rows["_reject_reasons"] = pa.array(reasons[bad].to_numpy(), pa.string())
-                bad_out.write_table(pa.table(rows, schema=bad_schema))
-                for joined in reasons[bad]:
-                    counts.update(joined.split(";"))
-            typed.update({k: v.filter(pa.array(good)) for k, v in lineage.items()})
-            valid_out.write_table(pa.table(typed, schema=valid_schema))
-            rows_in += n
-            rows_bad += int(bad.sum())
-            rows_valid += n - int(bad.sum())
-    return ValidationResult(rows_in, rows_valid, rows_bad, counts, valid_path, bad_path)
+    ctx = rule_context(lake, feed, data_date)
+
+    def run(ctx: RuleContext, keys: KeyCounter | None) -> ValidationResult:
+        checker = ChunkChecker(feed, build_schema(feed, ctx), pii_key, source_file or delivery.key, data_date,
+                               ingested_at)
+        return _validation_pass(delivery, checker, workdir, keys)
+
+    keys = KeyCounter(workdir) if feed.key else None
+    result = run(ctx, keys)
+    repeated = keys.repeated() if keys else np.empty(0, dtype=np.uint64)
+    if repeated.size:
+        result = run(replace(ctx, duplicate_key_hashes=repeated), None)
+    return result
 
 
 # --- a delivery from landing to the zones ----------------------------------------------------------

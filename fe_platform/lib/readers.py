@@ -1,6 +1,6 @@
 """Readers: a landing file in, chunks of text rows out, in bounded memory.
 
-Every reader yields pandas frames whose columns are the contract's column names
+Every reader yields Arrow tables of text whose columns are the contract's column names
 (matched case-insensitively after trimming), every value a trimmed string or null
 (empty, `NULL`, `null` and `N/A` mean null). A file that cannot be read at all raises
 `UnreadableFile`, whose message names the file and the problem.
@@ -17,7 +17,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pcsv
@@ -54,15 +53,15 @@ class Delivery:
     extra_columns: list[str] = field(default_factory=list)  # schema drift: kept in raw, not validated
     _rows: list[list] | None = None  # fx and xlsx: the parsed rows
 
-    def chunks(self, columns: list[str] | None = None) -> Iterator[pd.DataFrame]:
-        """Text frames of the contract's columns (or only `columns`), in file order."""
+    def chunks(self, columns: list[str] | None = None) -> Iterator[pa.Table]:
+        """Text tables of the contract's columns (or only `columns`), in file order."""
         wanted = columns or self.feed.source_columns
         if self._rows is not None:
             yield from self._row_chunks(wanted)
         else:
             yield from self._csv_chunks(wanted)
 
-    def _row_chunks(self, wanted: list[str]) -> Iterator[pd.DataFrame]:
+    def _row_chunks(self, wanted: list[str]) -> Iterator[pa.Table]:
         position = {name: self.header.index(raw) for raw, name in self.mapping.items()}
         for start in range(0, max(len(self._rows), 1), CHUNK_ROWS):
             rows = self._rows[start:start + CHUNK_ROWS]
@@ -75,7 +74,7 @@ class Delivery:
             })
             yield _normalize(table)
 
-    def _csv_chunks(self, wanted: list[str]) -> Iterator[pd.DataFrame]:
+    def _csv_chunks(self, wanted: list[str]) -> Iterator[pa.Table]:
         reverse = {name: raw for raw, name in self.mapping.items()}
         include = [reverse[name] for name in wanted]
         try:
@@ -87,17 +86,17 @@ class Delivery:
                                                     newlines_in_values=self.feed.multiline_values),
                     convert_options=pcsv.ConvertOptions(
                         column_types={raw: pa.string() for raw in self.header},
-                        include_columns=include, strings_can_be_null=False),
+                        include_columns=include, null_values=NULL_LITERALS, strings_can_be_null=True),
                 )
                 pending, rows = [], 0
                 for batch in reader:
                     pending.append(batch)
                     rows += batch.num_rows
                     if rows >= CHUNK_ROWS:
-                        yield _normalize(pa.Table.from_batches(pending).rename_columns(wanted))
+                        yield _normalize(pa.Table.from_batches(pending).rename_columns(wanted), literals_parsed=True)
                         pending, rows = [], 0
                 if pending:
-                    yield _normalize(pa.Table.from_batches(pending).rename_columns(wanted))
+                    yield _normalize(pa.Table.from_batches(pending).rename_columns(wanted), literals_parsed=True)
         except (pa.ArrowInvalid, OSError) as exc:
             if not _is_format_error(exc):
                 raise
@@ -125,12 +124,18 @@ def _is_format_error(exc: Exception) -> bool:
     return any(word in str(exc).lower() for word in ("gzip", "zlib", "inflate", "decompress"))
 
 
-def _normalize(table: pa.Table) -> pd.DataFrame:
+def _normalize(table: pa.Table, literals_parsed: bool = False) -> pa.Table:
+    """Trimmed text with the null literals as nulls. When the parser already turned the literals into
+    nulls, only a column that trimming changed can hide one (` NULL `)."""
     columns = {}
     for name in table.column_names:
-        values = pc.utf8_trim_whitespace(table[name])
-        columns[name] = pc.if_else(pc.is_in(values, pa.array(NULL_LITERALS)), None, values)
-    return pa.table(columns).to_pandas()
+        values = table[name]
+        trimmed = pc.utf8_trim_whitespace(values)
+        if literals_parsed and trimmed.equals(values):
+            columns[name] = values
+        else:
+            columns[name] = pc.if_else(pc.is_in(trimmed, pa.array(NULL_LITERALS)), None, trimmed)
+    return pa.table(columns)
 
 
 def _open_stream(delivery: Delivery):

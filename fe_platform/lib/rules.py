@@ -9,6 +9,7 @@ reasons a quarantined row keeps.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -45,58 +46,102 @@ class RuleContext:
 
 
 # --- value parsing shared by the rules -------------------------------------------------------------
+#
+# The columns of a chunk repeat few distinct values (weeks, payers, NDCs, small counts), so a rule on
+# values runs once per distinct value and its outcome is spread back over the rows.
 
 def _arrow(s: pd.Series) -> pa.Array:
     return pyarrow.array(s, type=pyarrow.string(), from_pandas=True)
 
 
-def _parsed_once(parse: Callable[[pd.Series], pd.Series]) -> Callable[[pd.Series], pd.Series]:
-    """Several rules parse the same columns of the same chunk: parse each once. A column read twice
-    from a frame gives two Series over one array; the cache keys on that array and holds it, so its
-    identity cannot be taken by another while cached. It keeps the last few columns only."""
-    cache: dict[int, tuple] = {}
+def _once_per_column(compute: Callable[[pd.Series], object]) -> Callable[[pd.Series], object]:
+    """Several rules look at the same column of the same chunk: compute once per column. A column read
+    twice from a frame gives two Series over one array; the cache keys on that array and holds it, so its
+    identity cannot be taken by another while cached. It keeps the last few columns only, one cache per
+    thread (chunks are checked on several)."""
+    local = threading.local()
 
-    def cached(s: pd.Series) -> pd.Series:
+    def cached(s: pd.Series):
+        cache = local.__dict__.setdefault("cache", {})
         hit = cache.get(id(s.array))
         if hit is None or hit[0] is not s.array:
-            if len(cache) >= 16:
+            if len(cache) >= 32:
                 cache.pop(next(iter(cache)))
-            hit = cache[id(s.array)] = (s.array, parse(s))
-        return hit[1].set_axis(s.index)
+            hit = cache[id(s.array)] = (s.array, compute(s))
+        return hit[1]
 
     return cached
 
 
-@_parsed_once
-def as_number(s: pd.Series) -> pd.Series:
+@_once_per_column
+def distinct_values(s: pd.Series) -> tuple[np.ndarray, pd.Series]:
+    """Each row's code, and the column's distinct values by code (null among them when there is one)."""
+    codes, values = pd.factorize(s, use_na_sentinel=False)
+    return codes, pd.Series(values, dtype=s.dtype)
+
+
+def per_value(rule: Callable[[pd.Series], pd.Series]) -> Callable[[pd.Series], pd.Series]:
+    """A rule on values alone, evaluated on the distinct values and spread back over the rows. A null
+    breaks no value rule (`<column>_required` is the rule about nulls)."""
+    def check(s: pd.Series) -> pd.Series:
+        codes, values = distinct_values(s)
+        outcome = pd.Series(rule(values)).fillna(False).to_numpy(dtype=bool) | values.isna().to_numpy()
+        return pd.Series(outcome[codes], index=s.index)
+    return check
+
+
+def _parsed_per_value(parse: Callable[[pd.Series], np.ndarray]) -> Callable[[pd.Series], pd.Series]:
+    """A parser of a column's distinct values, as a parser of the column (each column parsed once)."""
+    @_once_per_column
+    def parsed(s: pd.Series) -> np.ndarray:
+        codes, values = distinct_values(s)
+        return parse(values)[codes]
+
+    return lambda s: pd.Series(parsed(s), index=s.index)
+
+
+@_parsed_per_value
+def as_number(s: pd.Series) -> np.ndarray:
     """The values that are plain decimals, as floats; anything else NaN."""
     values = _arrow(s)
     numeric = pc.if_else(pc.match_substring_regex(values, f"^{TYPE_PATTERNS['decimal']}$"), values, None)
-    return pd.Series(pc.cast(numeric, pyarrow.float64()).to_numpy(zero_copy_only=False), index=s.index)
+    return pc.cast(numeric, pyarrow.float64()).to_numpy(zero_copy_only=False)
 
 
-@_parsed_once
-def as_date(s: pd.Series) -> pd.Series:
+@_parsed_per_value
+def as_date(s: pd.Series) -> np.ndarray:
     """The values that are real calendar dates (a timestamp's date part), as datetimes; anything else NaT."""
     text = pc.utf8_slice_codeunits(_arrow(s), 0, 10)
     days = pc.strptime(text, format="%Y-%m-%d", unit="s", error_is_null=True)
     # strptime rolls 2026-02-30 over into March: a real date keeps the day of the month it was written with.
     written_day = pc.cast(pc.if_else(pc.is_valid(days), pc.utf8_slice_codeunits(text, 8, 10), "0"), pyarrow.int64())
-    days = pc.if_else(pc.equal(pc.day(days), written_day), days, None)
-    return pd.Series(days.to_numpy(zero_copy_only=False), index=s.index)
+    return pc.if_else(pc.equal(pc.day(days), written_day), days, None).to_numpy(zero_copy_only=False)
 
 
-def as_timestamp(s: pd.Series) -> pd.Series:
+@_parsed_per_value
+def as_timestamp(s: pd.Series) -> np.ndarray:
     """Real instants (no hour 25, no 30 February), as UTC datetimes; anything else NaT."""
-    return pd.to_datetime(s, format="ISO8601", utc=True, errors="coerce")
+    return pd.to_datetime(s, format="ISO8601", utc=True, errors="coerce").to_numpy()
+
+
+KEY_HASH = "_key_hash"  # a chunk may carry its key hashes, computed once for the check and the file-wide count
 
 
 def key_hashes(df: pd.DataFrame, key: tuple[str, ...]) -> np.ndarray:
     """A 64-bit hash per row of its key columns, so a whole file's keys fit in little memory."""
-    return pd.util.hash_pandas_object(df[list(key)], index=False).to_numpy()
+    if KEY_HASH in df:
+        return df[KEY_HASH].to_numpy()
+    combined = np.zeros(len(df), dtype=np.uint64)
+    for column in key:
+        codes, values = distinct_values(df[column])
+        combined = combined * np.uint64(1_000_003) ^ pd.util.hash_array(values.to_numpy(dtype=object))[codes]
+    return combined
 
 
 # --- the named rules of the contract ---------------------------------------------------------------
+
+LUHN_DOUBLED = np.array([0, 2, 4, 6, 8, 1, 3, 5, 7, 9], dtype=np.uint8)  # a digit doubled, digits summed
+
 
 def npi_check_digit(s: pd.Series) -> pd.Series:
     shaped = s.str.fullmatch(r"[12]\d{9}", na=False).to_numpy(dtype=bool)
@@ -104,13 +149,12 @@ def npi_check_digit(s: pd.Series) -> pd.Series:
     if shaped.any():
         # Ten ASCII digits per NPI: the Arrow data buffer is a digit matrix, no per-value Python work.
         npis = pc.filter(_arrow(s), pyarrow.array(shaped))
+        npis = npis.combine_chunks() if isinstance(npis, pyarrow.ChunkedArray) else npis
         offsets = np.frombuffer(npis.buffers()[1], dtype=np.int32)[npis.offset:npis.offset + len(npis) + 1]
-        data = np.frombuffer(npis.buffers()[2], dtype=np.uint8)[offsets[0]:offsets[-1]]
-        digits = (data.reshape(-1, 10) - ord("0")).astype(np.int64)
-        body = digits[:, :9][:, ::-1]  # the rightmost of the first nine first: doubled
-        doubled = body[:, 0::2] * 2
-        doubled = np.where(doubled > 9, doubled - 9, doubled)
-        total = 24 + doubled.sum(axis=1) + body[:, 1::2].sum(axis=1)
+        digits = np.frombuffer(npis.buffers()[2], dtype=np.uint8)[offsets[0]:offsets[-1]].reshape(-1, 10) - ord("0")
+        body = digits[:, 8::-1]  # the first nine, rightmost first: that one is doubled
+        total = (24 + LUHN_DOUBLED[body[:, 0::2]].sum(axis=1, dtype=np.int32)
+                 + body[:, 1::2].sum(axis=1, dtype=np.int32))
         ok[shaped] = (10 - total % 10) % 10 == digits[:, 9]
     return pd.Series(ok, index=s.index)
 
@@ -138,8 +182,7 @@ def sign_by_billing_type(df: pd.DataFrame) -> pd.Series:
 
 
 def submitted_not_after_modified(df: pd.DataFrame) -> pd.Series:
-    when = pd.to_datetime(df["call_datetime"], utc=True, errors="coerce", format="ISO8601")
-    modified = pd.to_datetime(df["last_modified"], utc=True, errors="coerce", format="ISO8601")
+    when, modified = as_timestamp(df["call_datetime"]), as_timestamp(df["last_modified"])
     return (df["call_status"] != "SUBMITTED") | when.isna() | modified.isna() | (when <= modified)
 
 
@@ -201,38 +244,45 @@ def _matches(pattern: str) -> Callable[[pd.Series], pd.Series]:
     return lambda s: s.str.fullmatch(pattern)
 
 
-def _column_checks(column: Column, named: dict) -> list[pa.Check]:
+def _value_rules(column: Column, named: dict) -> dict[str, Callable[[pd.Series], pd.Series]]:
+    """Rule name -> check of the column's values (each value on its own)."""
     name = column.name
-    checks = []
-    if column.required:
-        checks.append(pa.Check(lambda s: s.notna(), name=f"{name}_required", ignore_na=False))
+    rules = {}
     if column.kind != "string":
         pattern = TYPE_PATTERNS[column.kind]
         if column.kind == "date":
-            checks.append(pa.Check(lambda s: as_date(s).notna() & s.str.fullmatch(pattern),
-                                   name=f"{name}_type"))
+            rules[f"{name}_type"] = lambda s: as_date(s).notna() & s.str.fullmatch(pattern)
         elif column.kind == "timestamp":
-            checks.append(pa.Check(lambda s: s.str.fullmatch(pattern) & as_timestamp(s).notna(),
-                                   name=f"{name}_type"))
+            rules[f"{name}_type"] = lambda s: s.str.fullmatch(pattern) & as_timestamp(s).notna()
         else:
-            checks.append(pa.Check(_matches(pattern), name=f"{name}_type"))
-    if column.kind == "money":
-        checks.append(pa.Check(lambda s: ~s.str.fullmatch(r"-?\d+\.\d{3,}"), name=f"{name}_format"))
+            rules[f"{name}_type"] = _matches(pattern)
     if column.pattern:
-        checks.append(pa.Check(_matches(column.pattern), name=f"{name}_format"))
+        rules[f"{name}_format"] = _matches(column.pattern)
+    elif column.kind == "money":
+        rules[f"{name}_format"] = lambda s: ~s.str.fullmatch(r"-?\d+\.\d{3,}")
     if column.allowed:
         allowed = list(column.allowed)
-        checks.append(pa.Check(lambda s: s.isin(allowed), name=f"{name}_allowed"))
+        rules[f"{name}_allowed"] = lambda s: s.isin(allowed)
     if column.min_value is not None:
         low = column.min_value
         if column.min_exclusive:
-            checks.append(pa.Check(lambda s: ~(as_number(s) <= low), name=f"{name}_range"))
+            rules[f"{name}_range"] = lambda s: ~(as_number(s) <= low)
         else:
-            checks.append(pa.Check(lambda s: ~(as_number(s) < low), name=f"{name}_range"))
+            rules[f"{name}_range"] = lambda s: ~(as_number(s) < low)
     for rule in column.rules:
         level, fn = named[rule]
         if level == "column":
-            checks.append(pa.Check(fn, name=rule))
+            rules[rule] = fn
+    return rules
+
+
+def _column_checks(column: Column, named: dict) -> list[pa.Check]:
+    checks = []
+    if column.required:
+        checks.append(pa.Check(lambda s: s.notna(), name=f"{column.name}_required", ignore_na=False))
+    # Nulls are handled by per_value: pandera's ignore_na would hand every check a copy without them.
+    checks += [pa.Check(per_value(rule), name=name, ignore_na=False)
+               for name, rule in _value_rules(column, named).items()]
     return checks
 
 
@@ -240,7 +290,7 @@ def build_schema(feed: Feed, ctx: RuleContext) -> pa.DataFrameSchema:
     """The pandera schema of a feed's text rows, for one file (its data date and reference data)."""
     named = _named_rules(ctx)
     columns = {
-        c.name: pa.Column(str, checks=_column_checks(c, named), nullable=True, coerce=False)
+        c.name: pa.Column(checks=_column_checks(c, named), nullable=True)  # text by construction: no dtype to check
         for c in feed.columns
     }
     frame_checks = [
@@ -261,18 +311,17 @@ def rule_names(feed: Feed) -> list[str]:
 
 
 def check_chunk(schema: pa.DataFrameSchema, df: pd.DataFrame) -> pd.Series:
-    """The reasons per row (`;`-joined rule names in rule order; empty for a clean row)."""
-    reasons = pd.Series("", index=df.index, dtype=object)
+    """The reasons of the rows that broke a rule (`;`-joined rule names in rule order), by row position."""
     try:
-        schema.validate(df, lazy=True)
+        schema.validate(df, lazy=True, inplace=True)  # no copy: the rules share work through the columns
     except SchemaErrors as errors:
         cases = errors.failure_cases
         cases = cases[cases["index"].notna()]
         order = {name: i for i, name in enumerate(_check_order(schema))}
         cases = cases.assign(_order=cases["check"].map(order)).sort_values("_order", kind="stable")
         joined = cases.drop_duplicates(["index", "check"]).groupby("index", sort=False)["check"].agg(";".join)
-        reasons.loc[joined.index.astype(df.index.dtype)] = joined.to_numpy()
-    return reasons
+        return joined.set_axis(joined.index.astype(np.int64)).sort_index().rename(None)
+    return pd.Series([], index=pd.Index([], dtype=np.int64), dtype=object)
 
 
 def _check_order(schema: pa.DataFrameSchema) -> list[str]:
