@@ -111,6 +111,16 @@ def test_null_literals_mean_null(lake):
     assert quarantined(lake, "iqvia_rx", "2026-11-13")["_reject_reasons"].to_pylist() == ["ndc11_required"]
 
 
+def test_values_are_trimmed_of_ascii_and_unicode_spaces(lake):
+    rows = [dict(CLEAN["iqvia_rx"], prescriber_id="1", payer_type="  COMMERCIAL\t", npi=" NULL "),
+            dict(CLEAN["iqvia_rx"], prescriber_id="2", channel="RETAIL\u00a0", nrx="\u2003" + CLEAN["iqvia_rx"]["nrx"]),
+            dict(CLEAN["iqvia_rx"], prescriber_id="3")]
+    key = land(lake, "iqvia_rx", "RXDYN_WEEKLY_20261120.txt", delimited("iqvia_rx", rows))
+    assert ingest_landing_file(lake, key, KEY).rows_valid == 3
+    table = validated(lake, "iqvia_rx", "2026-11-20")
+    assert table["payer_type"].to_pylist()[0] == "COMMERCIAL" and table["npi"].to_pylist()[0] is None
+    assert table["channel"].to_pylist()[1] == "RETAIL" and table["nrx"].to_pylist()[1] == int(CLEAN["iqvia_rx"]["nrx"])
+
 def test_csv_with_bom_and_rfc4180_quoting(lake):
     tricky = dict(CLEAN["sfdc_account"], last_name='O"Neil, Jr.', address_line1="1 Main St\nSuite 2",
                   city="Boston, MA")

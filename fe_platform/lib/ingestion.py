@@ -33,7 +33,15 @@ import pyarrow.parquet as pq
 from fe_platform.lib.feeds import FEEDS, Column, Feed
 from fe_platform.lib.lake import Lake
 from fe_platform.lib.readers import Delivery, UnreadableFile, open_delivery
-from fe_platform.lib.rules import KEY_HASH, RuleContext, build_schema, check_chunk, distinct_values, key_hashes
+from fe_platform.lib.rules import (
+    KEY_HASH,
+    RuleContext,
+    build_schema,
+    check_chunk,
+    chunk_scope,
+    distinct_values,
+    key_hashes,
+)
 
 if TYPE_CHECKING:
     from pandera.api.pandas.container import DataFrameSchema
@@ -291,6 +299,10 @@ class ChunkChecker:
     ingested_at: datetime
 
     def check(self, chunk: pa.Table, first_row: int) -> CheckedChunk:
+        with chunk_scope():
+            return self._check(chunk, first_row)
+
+    def _check(self, chunk: pa.Table, first_row: int) -> CheckedChunk:
         feed, n = self.feed, chunk.num_rows
         frame = chunk.to_pandas()
         hashes = None
@@ -323,10 +335,12 @@ class KeyCounter:
         self.paths = [workdir / f"keys-{i}.u64" for i in range(self.BUCKETS)]
 
     def add(self, hashes: np.ndarray) -> None:
-        bucket = (hashes >> np.uint64(60)).astype(np.int64)
-        for i in np.unique(bucket):
-            with open(self.paths[i], "ab") as f:
-                hashes[bucket == i].tofile(f)
+        hashes = np.sort(hashes)  # by their top bits, that is by bucket
+        bounds = np.searchsorted(hashes, np.arange(1, self.BUCKETS, dtype=np.uint64) << np.uint64(60))
+        for path, bucket in zip(self.paths, np.split(hashes, bounds), strict=True):
+            if bucket.size:
+                with open(path, "ab") as f:
+                    bucket.tofile(f)
 
     def repeated(self) -> np.ndarray:
         repeated = [np.empty(0, dtype=np.uint64)]
@@ -338,7 +352,7 @@ class KeyCounter:
 
 
 CHECK_THREADS = 2  # chunks checked at once: the rules' Arrow kernels release the GIL
-AHEAD = CHECK_THREADS + 2  # chunks read but not yet written: what bounds memory
+AHEAD = CHECK_THREADS + 1  # chunks read but not yet written: what bounds memory
 
 
 def _validation_pass(delivery: Delivery, checker: ChunkChecker, workdir: Path, keys: KeyCounter | None

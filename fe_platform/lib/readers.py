@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pcsv
@@ -28,7 +29,7 @@ NULL_LITERALS = ["", "NULL", "null", "N/A"]
 # The CSV reader parses 1 MiB blocks and reads a few ahead (that readahead is what bounds memory);
 # the rules then run on chunks of about CHUNK_ROWS rows, which amortises their per-call cost.
 BLOCK_SIZE = 1 << 20
-CHUNK_ROWS = 100_000
+CHUNK_ROWS = 150_000
 HEADER_PEEK = 1 << 16
 
 
@@ -126,16 +127,36 @@ def _is_format_error(exc: Exception) -> bool:
 
 def _normalize(table: pa.Table, literals_parsed: bool = False) -> pa.Table:
     """Trimmed text with the null literals as nulls. When the parser already turned the literals into
-    nulls, only a column that trimming changed can hide one (` NULL `)."""
+    nulls, a column only needs work if some value may have spaces around it (` NULL ` among them)."""
     columns = {}
     for name in table.column_names:
         values = table[name]
-        trimmed = pc.utf8_trim_whitespace(values)
-        if literals_parsed and trimmed.equals(values):
+        if literals_parsed and not _may_need_trim(values):
             columns[name] = values
         else:
+            trimmed = pc.utf8_trim_whitespace(values)
             columns[name] = pc.if_else(pc.is_in(trimmed, pa.array(NULL_LITERALS)), None, trimmed)
     return pa.table(columns)
+
+
+def _may_need_trim(values: pa.ChunkedArray) -> bool:
+    """Whether some value may start or end with whitespace, judged on bytes: a column without a space,
+    control or non-ASCII byte (Unicode has spaces too) anywhere needs no trimming, which is the common
+    case for codes, numbers and dates; otherwise the first and last byte of each value decide."""
+    for chunk in values.chunks:
+        _, offsets, data = chunk.buffers()
+        if data is None:
+            continue
+        offsets = np.frombuffer(offsets, dtype=np.int32)[chunk.offset:chunk.offset + len(chunk) + 1]
+        data = np.frombuffer(data, dtype=np.uint8)[offsets[0]:offsets[-1]]
+        spacey = (data <= 32) | (data >= 128)
+        if not spacey.any():
+            continue
+        starts, ends = offsets[:-1] - offsets[0], offsets[1:] - offsets[0]
+        filled = ends > starts
+        if spacey[starts[filled]].any() or spacey[ends[filled] - 1].any():
+            return True
+    return False
 
 
 def _open_stream(delivery: Delivery):

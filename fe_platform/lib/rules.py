@@ -10,7 +10,8 @@ reasons a quarantined row keeps.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
@@ -54,15 +55,17 @@ def _arrow(s: pd.Series) -> pa.Array:
     return pyarrow.array(s, type=pyarrow.string(), from_pandas=True)
 
 
+_chunk_work = threading.local()  # per thread (chunks are checked on several): what the rules share
+
+
 def _once_per_column(compute: Callable[[pd.Series], object]) -> Callable[[pd.Series], object]:
     """Several rules look at the same column of the same chunk: compute once per column. A column read
     twice from a frame gives two Series over one array; the cache keys on that array and holds it, so its
-    identity cannot be taken by another while cached. It keeps the last few columns only, one cache per
-    thread (chunks are checked on several)."""
-    local = threading.local()
-
+    identity cannot be taken by another while cached. `chunk_scope` empties it when a chunk is done; outside
+    one it keeps the last few columns."""
     def cached(s: pd.Series):
-        cache = local.__dict__.setdefault("cache", {})
+        caches = _chunk_work.__dict__.setdefault("caches", {})
+        cache = caches.setdefault(compute, {})
         hit = cache.get(id(s.array))
         if hit is None or hit[0] is not s.array:
             if len(cache) >= 32:
@@ -71,6 +74,15 @@ def _once_per_column(compute: Callable[[pd.Series], object]) -> Callable[[pd.Ser
         return hit[1]
 
     return cached
+
+
+@contextmanager
+def chunk_scope() -> Iterator[None]:
+    """Checking one chunk: the work its rules share on its columns is dropped when it is done."""
+    try:
+        yield
+    finally:
+        _chunk_work.__dict__.pop("caches", None)
 
 
 @_once_per_column
