@@ -58,31 +58,31 @@ def _arrow(s: pd.Series) -> pa.Array:
 _chunk_work = threading.local()  # per thread (chunks are checked on several): what the rules share
 
 
+@contextmanager
+def chunk_scope() -> Iterator[None]:
+    """Checking one chunk: its rules share their work on its columns until it is done."""
+    _chunk_work.caches = {}
+    try:
+        yield
+    finally:
+        del _chunk_work.caches
+
+
 def _once_per_column(compute: Callable[[pd.Series], object]) -> Callable[[pd.Series], object]:
-    """Several rules look at the same column of the same chunk: compute once per column. A column read
-    twice from a frame gives two Series over one array; the cache keys on that array and holds it, so its
-    identity cannot be taken by another while cached. `chunk_scope` empties it when a chunk is done; outside
-    one it keeps the last few columns."""
+    """Several rules look at the same column of the same chunk: within a `chunk_scope`, compute once per
+    column. A column read twice from a frame gives two Series over one array; the cache keys on that array
+    and holds it, so its identity cannot be taken by another while cached."""
     def cached(s: pd.Series):
-        caches = _chunk_work.__dict__.setdefault("caches", {})
+        caches = getattr(_chunk_work, "caches", None)
+        if caches is None:
+            return compute(s)
         cache = caches.setdefault(compute, {})
         hit = cache.get(id(s.array))
-        if hit is None or hit[0] is not s.array:
-            if len(cache) >= 32:
-                cache.pop(next(iter(cache)))
+        if hit is None:
             hit = cache[id(s.array)] = (s.array, compute(s))
         return hit[1]
 
     return cached
-
-
-@contextmanager
-def chunk_scope() -> Iterator[None]:
-    """Checking one chunk: the work its rules share on its columns is dropped when it is done."""
-    try:
-        yield
-    finally:
-        _chunk_work.__dict__.pop("caches", None)
 
 
 @_once_per_column
