@@ -2,11 +2,12 @@
 
 Prints rows/s, the ratio of the platform's time to a bare pyarrow read-CSV-write-Parquet of the same
 file (measured in the same run), and the peak RSS of ingesting 1M and 5M rows. Every measurement runs in
-a fresh process, baseline and platform alternate, and each figure is the median of `--repeats` runs (the
-spread is printed too: timings on a shared 2-core machine move by a third from run to run). Asserts
-nothing: the figures go in the README's performance section.
+a fresh process and baseline and platform alternate, `--repeats` times. Times are the best of those runs
+(noise on a shared machine only ever adds time, so the fastest run is the closest to the true cost; the
+median is printed beside it); peak RSS is the median. Asserts nothing: the figures go in the README's
+performance section.
 
-    python benchmarks/ingest.py [--rows 1000000] [--large-rows 5000000] [--repeats 3]
+    python benchmarks/ingest.py [--rows 1000000] [--large-rows 5000000] [--repeats 5]
 """
 
 from __future__ import annotations
@@ -59,9 +60,9 @@ def measure(mode: str, lake_root: Path, key: str) -> dict:
     return json.loads(out.strip().splitlines()[-1])
 
 
-def median_of(runs: list[dict]) -> dict:
+def summary(runs: list[dict]) -> dict:
     seconds = [r["seconds"] for r in runs]
-    return {"seconds": statistics.median(seconds), "spread": (min(seconds), max(seconds)),
+    return {"seconds": min(seconds), "median": statistics.median(seconds),
             "peak_rss_mb": statistics.median(r["peak_rss_mb"] for r in runs)}
 
 
@@ -71,7 +72,7 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--rows", type=int, default=1_000_000)
     p.add_argument("--large-rows", type=int, default=5_000_000)
-    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--repeats", type=int, default=5)
     args = p.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         results = {}
@@ -84,12 +85,13 @@ def main() -> None:
             size_mb = path.stat().st_size / 1e6
             runs = [(measure("pyarrow", lake_root, key), measure("platform", lake_root, key))
                     for _ in range(args.repeats)]
-            base, ours = median_of([b for b, _ in runs]), median_of([o for _, o in runs])
+            base, ours = summary([b for b, _ in runs]), summary([o for _, o in runs])
             results[rows] = (base, ours)
             print(f"{rows:>10,} rows ({size_mb:,.0f} MB): platform {ours['seconds']:6.2f} s "
-                  f"({rows / ours['seconds']:,.0f} rows/s, runs {ours['spread'][0]:.2f}-{ours['spread'][1]:.2f}), "
-                  f"bare pyarrow {base['seconds']:5.2f} s (runs {base['spread'][0]:.2f}-{base['spread'][1]:.2f}), "
-                  f"ratio {ours['seconds'] / base['seconds']:.2f}; peak RSS platform {ours['peak_rss_mb']:,.0f} MB, "
+                  f"({rows / ours['seconds']:,.0f} rows/s; median {ours['median']:.2f} s), "
+                  f"bare pyarrow {base['seconds']:5.2f} s (median {base['median']:.2f} s), "
+                  f"ratio {ours['seconds'] / base['seconds']:.2f} (of medians {ours['median'] / base['median']:.2f}); "
+                  f"peak RSS platform {ours['peak_rss_mb']:,.0f} MB, "
                   f"pyarrow {base['peak_rss_mb']:,.0f} MB")
         small, large = (results[args.rows][1], results[args.large_rows][1])
         print(f"peak RSS {args.large_rows:,} / {args.rows:,} rows: "
