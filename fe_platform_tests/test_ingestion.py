@@ -221,6 +221,15 @@ def test_a_bad_line_after_many_chunks_rejects_the_whole_file_and_publishes_nothi
     assert record.outcome == "rejected" and "wrong number of fields" in record.reason
     assert not list(lake.list("validated/")) and not list(lake.list("quarantine/"))
 
+
+def test_blank_lines_break_the_required_rules_only(lake):
+    text = delimited("iqvia_rx", iqvia_rows(2)) + "|" * 10 + "\n" + "|" * 10 + "\n"
+    key = land(lake, "iqvia_rx", "RXDYN_WEEKLY_20261120.txt", text)
+    record = ingest_landing_file(lake, key, KEY)
+    assert (record.rows_valid, record.rows_quarantined) == (2, 2)
+    assert set(quarantined(lake, "iqvia_rx", "2026-11-20")["_reject_reasons"].to_pylist()) == {
+        "prescriber_id_required;ndc11_required;week_ending_required"}
+
 # --- whole files rejected --------------------------------------------------------------------------
 
 GOOD_IQVIA = delimited("iqvia_rx", iqvia_rows(2))

@@ -6,9 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from fe_platform.lib import rules
 from fe_platform.lib.feeds import FEEDS
 from fe_platform.lib.identifiers import is_valid_npi, is_valid_sfdc_id, npi_check_digit, sfdc_suffix
-from fe_platform.lib.rules import RuleContext, build_schema, check_chunk, key_hashes, rule_names
+from fe_platform.lib.rules import RuleContext, build_schema, check_chunk, chunk_scope, key_hashes, rule_names
 
 DATA_DATE = date(2026, 11, 20)  # a Friday
 ACCOUNT = "001Dn00000AbCdEFGH"[:15] + sfdc_suffix("001Dn00000AbCdE")
@@ -181,3 +182,24 @@ def test_identifier_check_digits_match_the_contract_examples():
     assert not is_valid_npi("1234567890") and not is_valid_npi("3234567893")
     assert npi_check_digit("123456789") == 3
     assert is_valid_sfdc_id(ACCOUNT) and not is_valid_sfdc_id(ACCOUNT.lower())
+
+
+def test_a_rule_that_raises_fails_the_check_instead_of_passing_every_row(monkeypatch):
+    def broken(s):
+        raise ValueError("a bug in a rule")
+
+    monkeypatch.setattr(rules, "npi_check_digit", broken)
+    with pytest.raises(RuntimeError, match="npi_check_digit"):
+        reasons("iqvia_rx", [CLEAN["iqvia_rx"]])
+
+
+def test_rules_sharing_work_in_a_chunk_give_the_verdicts_they_give_alone():
+    feed = FEEDS["iqvia_rx"]
+    rows = [{**CLEAN["iqvia_rx"], **changes} for name, _, changes in BREAKS if name == "iqvia_rx"]
+    schema = build_schema(feed, CTX)
+    for dtype in ("str", object):  # an object column gives a new array on every access: nothing to share
+        frame = pd.DataFrame(rows, columns=feed.source_columns, dtype=dtype)
+        alone = check_chunk(schema, frame).tolist()
+        for _ in range(5):
+            with chunk_scope():
+                assert check_chunk(schema, frame).tolist() == alone

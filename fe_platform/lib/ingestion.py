@@ -19,6 +19,7 @@ import json
 import tempfile
 from collections import Counter, deque
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -34,7 +35,6 @@ from fe_platform.lib.feeds import FEEDS, Column, Feed
 from fe_platform.lib.lake import Lake
 from fe_platform.lib.readers import Delivery, UnreadableFile, open_delivery
 from fe_platform.lib.rules import (
-    KEY_HASH,
     RuleContext,
     build_schema,
     check_chunk,
@@ -305,9 +305,7 @@ class ChunkChecker:
     def _check(self, chunk: pa.Table, first_row: int) -> CheckedChunk:
         feed, n = self.feed, chunk.num_rows
         frame = chunk.to_pandas()
-        hashes = None
-        if feed.key:
-            hashes = frame[KEY_HASH] = key_hashes(frame, feed.key)
+        hashes = key_hashes(frame, feed.key) if feed.key else None
         reasons = check_chunk(self.schema, frame)
         text = _text_columns(feed, chunk, self.pii_key)
         typed, good, reasons = _typed_clean_rows(feed, text, frame, reasons)
@@ -381,13 +379,19 @@ def _validation_pass(delivery: Delivery, checker: ChunkChecker, workdir: Path, k
             counts.update(chunk.rule_counts)
             return chunk.valid.num_rows
 
-        for chunk in delivery.chunks():
-            writes.append(writing.submit(write, checking.submit(checker.check, chunk, rows_in + 1)))
-            rows_in += chunk.num_rows
-            if len(writes) >= AHEAD:
+        try:
+            with closing(delivery.chunks()) as chunks:
+                for chunk in chunks:
+                    writes.append(writing.submit(write, checking.submit(checker.check, chunk, rows_in + 1)))
+                    rows_in += chunk.num_rows
+                    if len(writes) >= AHEAD:
+                        rows_valid += writes.popleft().result()
+            while writes:
                 rows_valid += writes.popleft().result()
-        while writes:
-            rows_valid += writes.popleft().result()
+        except BaseException:
+            for pool in (checking, writing):  # what is queued is moot: the file is rejected or the run fails
+                pool.shutdown(cancel_futures=True)
+            raise
     return ValidationResult(rows_in, rows_valid, rows_in - rows_valid, counts, valid_path, bad_path)
 
 

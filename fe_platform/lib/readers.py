@@ -143,6 +143,8 @@ def _may_need_trim(values: pa.ChunkedArray) -> bool:
     """Whether some value may start or end with whitespace, judged on bytes: a column without a space,
     control or non-ASCII byte (Unicode has spaces too) anywhere needs no trimming, which is the common
     case for codes, numbers and dates; otherwise the first and last byte of each value decide."""
+    if not pa.types.is_string(values.type):  # (32-bit offsets below)
+        return True
     for chunk in values.chunks:
         _, offsets, data = chunk.buffers()
         if data is None:

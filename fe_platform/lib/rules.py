@@ -20,7 +20,7 @@ import pandas as pd
 import pandera.pandas as pa
 import pyarrow
 import pyarrow.compute as pc
-from pandera.errors import SchemaErrors
+from pandera.errors import SchemaErrorReason, SchemaErrors
 
 from fe_platform.lib.feeds import Column, Feed
 from fe_platform.lib.identifiers import sfdc_suffix
@@ -55,7 +55,7 @@ def _arrow(s: pd.Series) -> pa.Array:
     return pyarrow.array(s, type=pyarrow.string(), from_pandas=True)
 
 
-_chunk_work = threading.local()  # per thread (chunks are checked on several): what the rules share
+_chunk_work = threading.local()  # what the rules of the chunk being checked share (per thread)
 
 
 @contextmanager
@@ -70,16 +70,16 @@ def chunk_scope() -> Iterator[None]:
 
 def _once_per_column(compute: Callable[[pd.Series], object]) -> Callable[[pd.Series], object]:
     """Several rules look at the same column of the same chunk: within a `chunk_scope`, compute once per
-    column. A column read twice from a frame gives two Series over one array; the cache keys on that array
-    and holds it, so its identity cannot be taken by another while cached."""
+    column. A column read twice from a frame gives two Series over one (Arrow-backed) array; the cache keys
+    on that array and holds it, so its identity cannot be taken by another while cached."""
     def cached(s: pd.Series):
         caches = getattr(_chunk_work, "caches", None)
         if caches is None:
             return compute(s)
-        cache = caches.setdefault(compute, {})
-        hit = cache.get(id(s.array))
-        if hit is None:
-            hit = cache[id(s.array)] = (s.array, compute(s))
+        cache, array = caches.setdefault(compute, {}), s.array
+        hit = cache.get(id(array))
+        if hit is None or hit[0] is not array:  # (a NumPy-backed column gives a new array each time: no hit)
+            hit = cache[id(array)] = (array, compute(s))
         return hit[1]
 
     return cached
@@ -133,16 +133,11 @@ def as_date(s: pd.Series) -> np.ndarray:
 @_parsed_per_value
 def as_timestamp(s: pd.Series) -> np.ndarray:
     """Real instants (no hour 25, no 30 February), as UTC datetimes; anything else NaT."""
-    return pd.to_datetime(s, format="ISO8601", utc=True, errors="coerce").to_numpy()
-
-
-KEY_HASH = "_key_hash"  # a chunk may carry its key hashes, computed once for the check and the file-wide count
+    return pd.to_datetime(s, format="ISO8601", utc=True, errors="coerce").dt.tz_localize(None).to_numpy()
 
 
 def key_hashes(df: pd.DataFrame, key: tuple[str, ...]) -> np.ndarray:
     """A 64-bit hash per row of its key columns, so a whole file's keys fit in little memory."""
-    if KEY_HASH in df:
-        return df[KEY_HASH].to_numpy()
     combined = np.zeros(len(df), dtype=np.uint64)
     for column in key:
         codes, values = distinct_values(df[column])
@@ -284,6 +279,7 @@ def _value_rules(column: Column, named: dict) -> dict[str, Callable[[pd.Series],
     for rule in column.rules:
         level, fn = named[rule]
         if level == "column":
+            assert rule not in rules, f"{name}: rule {rule} is named like a rule of the column's type"
             rules[rule] = fn
     return rules
 
@@ -323,10 +319,15 @@ def rule_names(feed: Feed) -> list[str]:
 
 
 def check_chunk(schema: pa.DataFrameSchema, df: pd.DataFrame) -> pd.Series:
-    """The reasons of the rows that broke a rule (`;`-joined rule names in rule order), by row position."""
+    """The reasons of the rows that broke a rule (`;`-joined rule names in rule order), by row label.
+
+    A rule that raises is a bug, not a verdict on the rows: it fails the run rather than pass them all."""
     try:
         schema.validate(df, lazy=True, inplace=True)  # no copy: the rules share work through the columns
     except SchemaErrors as errors:
+        crashed = [e for e in errors.schema_errors if e.reason_code == SchemaErrorReason.CHECK_ERROR]
+        if crashed:
+            raise RuntimeError(f"rule {crashed[0].check.name} of {schema.name} raised: {crashed[0]}") from errors
         cases = errors.failure_cases
         cases = cases[cases["index"].notna()]
         order = {name: i for i, name in enumerate(_check_order(schema))}
