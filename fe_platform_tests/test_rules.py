@@ -186,11 +186,12 @@ def test_identifier_check_digits_match_the_contract_examples():
 
 def test_a_rule_that_raises_fails_the_check_instead_of_passing_every_row(monkeypatch):
     def broken(s):
-        raise ValueError("a bug in a rule")
+        raise ValueError(f"a bug in a rule, quoting {s.iloc[0]}")
 
     monkeypatch.setattr(rules, "npi_check_digit", broken)
-    with pytest.raises(RuntimeError, match="npi_check_digit"):
+    with pytest.raises(RuntimeError, match="npi_check_digit of iqvia_rx raised ValueError") as raised:
         reasons("iqvia_rx", [CLEAN["iqvia_rx"]])
+    assert CLEAN["iqvia_rx"]["npi"] not in str(raised.value) and raised.value.__cause__ is None
 
 
 def test_rules_sharing_work_in_a_chunk_give_the_verdicts_they_give_alone():

@@ -246,7 +246,7 @@ def _typed_clean_rows(feed: Feed, text: dict[str, pa.ChunkedArray], frame: pd.Da
     passed = np.ones(len(frame), dtype=bool)
     passed[reasons.index] = False
     good = passed.copy()
-    typed_values = {}
+    typed_values = {}  # column -> (each row's code, its distinct values typed)
     for c in feed.columns:
         if c.kind == "string" or c.pii:
             continue
@@ -255,7 +255,7 @@ def _typed_clean_rows(feed: Feed, text: dict[str, pa.ChunkedArray], frame: pd.Da
         used = np.zeros(len(values), dtype=bool)
         used[codes[passed]] = True  # only the clean rows' values need their type
         try:
-            typed_values[c.name] = _cast(c, pc.if_else(pa.array(used), values, None))
+            typed_values[c.name] = codes, _cast(c, pc.if_else(pa.array(used), values, None))
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             fails = np.array([u and not _castable(c, v) for u, v in zip(used, values.to_pylist(), strict=True)])
             if not fails.any():
@@ -263,14 +263,14 @@ def _typed_clean_rows(feed: Feed, text: dict[str, pa.ChunkedArray], frame: pd.Da
             broken = passed & fails[codes]
             reasons = _with_reason(reasons, np.flatnonzero(broken), f"{c.name}_type")
             good &= ~broken
-            typed_values[c.name] = _cast(c, pc.if_else(pa.array(used & ~fails), values, None))
+            typed_values[c.name] = codes, _cast(c, pc.if_else(pa.array(used & ~fails), values, None))
     all_good = good.all()
     clean = pa.array(good)
     out = {}
     for c in feed.columns:
         if c.name in typed_values:
-            codes = distinct_values(frame[c.name])[0]
-            out[c.name] = typed_values[c.name].take(codes if all_good else codes[good])
+            codes, typed = typed_values[c.name]
+            out[c.name] = typed.take(codes if all_good else codes[good])
         elif c.pii != "drop":
             name = f"{c.name}_hash" if c.pii == "hash" else c.name
             out[name] = text[name] if all_good else text[name].filter(clean)
@@ -312,13 +312,14 @@ class ChunkChecker:
         lineage = _lineage(n, first_row, self.source_file, self.data_date, self.ingested_at)
         quarantined, counts = None, Counter()
         if len(reasons):
-            mask = pa.array(~good)
-            rows = {k: v.filter(mask) for k, v in {**text, **lineage}.items()}
+            bad = pa.array(~good)
+            rows = {k: v.filter(bad) for k, v in {**text, **lineage}.items()}
             rows["_reject_reasons"] = pa.array(reasons.to_numpy(), pa.string())
             quarantined = pa.table(rows, schema=quarantine_schema(feed))
             for joined in reasons:
                 counts.update(joined.split(";"))
-            lineage = {k: v.filter(pa.array(good)) for k, v in lineage.items()}
+            clean = pa.array(good)
+            lineage = {k: v.filter(clean) for k, v in lineage.items()}
         valid = pa.table({**typed, **lineage}, schema=feed.validated_schema())
         return CheckedChunk(valid, quarantined, counts, hashes)
 

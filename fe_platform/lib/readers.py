@@ -54,9 +54,9 @@ class Delivery:
     extra_columns: list[str] = field(default_factory=list)  # schema drift: kept in raw, not validated
     _rows: list[list] | None = None  # fx and xlsx: the parsed rows
 
-    def chunks(self, columns: list[str] | None = None) -> Iterator[pa.Table]:
-        """Text tables of the contract's columns (or only `columns`), in file order."""
-        wanted = columns or self.feed.source_columns
+    def chunks(self) -> Iterator[pa.Table]:
+        """Text tables of the contract's columns, in file order."""
+        wanted = self.feed.source_columns
         if self._rows is not None:
             yield from self._row_chunks(wanted)
         else:
