@@ -32,7 +32,7 @@ def cmd_info(settings: Settings, _args) -> int:
 
 
 def cmd_generate(settings: Settings, args) -> int:
-    from fe_platform.lib.lake import lake_from_settings
+    from fe_platform.defs.resources import lake_from_settings
     from fe_platform.sample_data.generator import generate, write_large_iqvia
 
     if getattr(args, "large_iqvia", None):  # `demo` shares this command without the option
@@ -55,26 +55,30 @@ def cmd_generate(settings: Settings, args) -> int:
     return 0
 
 
-def cmd_run(settings: Settings, _args) -> int:
-    from fe_platform.runner import print_summary, run_platform
+def cmd_run(settings: Settings, args) -> int:
+    from fe_platform.runner import PlatformBusy, print_summary, run_platform
 
     console = sys.stdout  # the runner sends Dagster's and dbt's own output to a log file
 
     def echo(line: str) -> None:
         print(line, file=console, flush=True)
 
-    summary = run_platform(settings, echo)
+    try:
+        summary = run_platform(settings, echo, wait_seconds=getattr(args, "wait", 0) or 0)
+    except PlatformBusy as exc:
+        print(f"fe-platform: {exc}", file=sys.stderr)
+        return 3
     print_summary(settings, summary, echo)
     return 0 if summary.ok else 1
 
 
 def cmd_demo(settings: Settings, args) -> int:
+    from fe_platform.defs.resources import lake_from_settings
     from fe_platform.lib.feeds import FEEDS
-    from fe_platform.lib.ingestion import landing_files
-    from fe_platform.lib.lake import lake_from_settings
+    from fe_platform.lib.planning import landing_entries
 
     lake = lake_from_settings(settings)
-    if not any(landing_files(lake, feed) for feed in FEEDS.values()):
+    if not any(landing_entries(lake, feed) for feed in FEEDS.values()):
         print(f"Generating {args.weeks} weeks of sample feeds for {args.hcps:,} HCPs ...")
         cmd_generate(settings, args)
     else:
@@ -85,8 +89,8 @@ def cmd_demo(settings: Settings, args) -> int:
 def cmd_pull_fx(settings: Settings, args) -> int:
     from datetime import UTC, datetime
 
+    from fe_platform.defs.resources import lake_from_settings
     from fe_platform.lib.fx_api import FxApiError, pull_fx_rates
-    from fe_platform.lib.lake import lake_from_settings
 
     if not settings.fx_api_url:
         print("fe-platform: FE_FX_API_URL is not set", file=sys.stderr)
@@ -119,7 +123,9 @@ def parser() -> argparse.ArgumentParser:
             g.add_argument("--large-iqvia", type=int, metavar="ROWS",
                            help="instead, write one clean IQVIA file of ROWS rows (for benchmarks)")
             g.add_argument("--out", help="folder for --large-iqvia (default: FE_HOME/bench)")
-    sub.add_parser("run", help="ingest every new delivery, then bring stale downstream assets up to date")
+    run = sub.add_parser("run", help="ingest every new delivery, then bring stale downstream assets up to date")
+    run.add_argument("--wait", type=float, default=0, metavar="SECONDS",
+                     help="when another `fe-platform run` works on this home, wait up to SECONDS for it")
     fx = sub.add_parser("pull-fx", help="pull one day's exchange rates from FE_FX_API_URL into landing/fx_rates/")
     fx.add_argument("--date", type=date.fromisoformat, help="YYYY-MM-DD (default: today in UTC)")
     return p

@@ -7,6 +7,7 @@ import warnings
 import dagster as dg
 
 from fe_platform.defs import dashboards, ingestion, warehouse
+from fe_platform.defs.resources import platform_resources
 from fe_platform.settings import Settings, settings
 
 # Partitioned asset checks (preview) and backfill policies on assets (beta) are Dagster features the
@@ -17,6 +18,9 @@ warnings.filterwarnings("ignore", category=dg.BetaWarning)
 
 def build_definitions(s: Settings) -> dg.Definitions:
     return dg.Definitions.merge(
+        # Every run is one process: an ingestion run is one step and a refresh one `dbt build`, so a process
+        # per step (the multiprocess default) would only load the definitions again.
+        dg.Definitions(resources=platform_resources(s), executor=dg.in_process_executor),
         ingestion.build_defs(s),
         warehouse.build_defs(s),
         dashboards.build_defs(s),

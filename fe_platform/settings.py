@@ -78,10 +78,17 @@ class Settings:
     tableau: TableauSettings | None = None
     freshness_weekly_cron: str = "0 12 * * 2"
     freshness_daily_cron: str = "0 8 * * *"
+    batch_max_deliveries: int = 100
+    batch_max_bytes: int = 1 << 30
 
     @property
     def lake_is_s3(self) -> bool:
         return self.lake_root.startswith("s3://")
+
+    @property
+    def work_dir(self) -> Path:
+        """Scratch space of runs (validation's temporary files), cleaned of what no live run owns."""
+        return self.home / "work"
 
     def public(self) -> dict:
         """The resolved settings without secrets, as `fe-platform info` prints them."""
@@ -94,6 +101,7 @@ class Settings:
             "dashboards": str(self.dashboards_dir),
             "dashboards_published_to": self.tableau.server_url if self.tableau else None,
             "fx_api_url": _redacted(self.fx_api_url),
+            "ingestion_batch": {"max_deliveries": self.batch_max_deliveries, "max_bytes": self.batch_max_bytes},
         }
         if self.mode == "aws":
             out["aws"] = {"region": self.aws_region, "s3_endpoint_url": self.s3_endpoint_url,
@@ -138,6 +146,13 @@ def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...], default
     if value not in allowed:
         raise SettingsError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
     return value
+
+
+def _positive(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip() or str(default)
+    if not raw.isdigit() or int(raw) < 1:
+        raise SettingsError(f"{name} must be a positive whole number, got {raw!r}")
+    return int(raw)
 
 
 def _cron(env: Mapping[str, str], name: str, default: str) -> str:
@@ -190,6 +205,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     target = _choice(env, "FE_WAREHOUSE", WAREHOUSE_TARGETS, default_target)
     duckdb_path = Path(env.get("FE_DUCKDB_PATH", "").strip() or home / "warehouse.duckdb").resolve()
 
+    tableau = _tableau(env)
     if mode == "local":
         lake_root = str(Path(env.get("FE_LAKE_ROOT", "").strip() or home / "lake").resolve())
         if lake_root.startswith("s3:"):
@@ -209,6 +225,15 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         if len(pii_key) < 16:
             raise SettingsError("FE_PII_HMAC_KEY must be at least 16 characters")
 
+    postgres = _postgres(env) if target == "postgres" else None
+    redshift = _redshift(env) if target == "redshift" else None
+    outside = [what for what, configured in (("a PostgreSQL or Redshift warehouse", target != "duckdb"),
+                                             ("Tableau", tableau is not None)) if configured]
+    if pii_key == LOCAL_PII_KEY and outside:
+        # The demo key is public: the hashes it makes are reversible by anyone for known emails and phones.
+        raise SettingsError(f"FE_PII_HMAC_KEY must be a secret of your own when data leaves the local home "
+                            f"({' and '.join(outside)} configured); the demo key is public")
+
     return Settings(
         mode=mode,
         home=home,
@@ -222,11 +247,13 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         aws_region=region,
         s3_endpoint_url=endpoint,
         kms_key_id=kms,
-        postgres=_postgres(env) if target == "postgres" else None,
-        redshift=_redshift(env) if target == "redshift" else None,
-        tableau=_tableau(env),
+        postgres=postgres,
+        redshift=redshift,
+        tableau=tableau,
         freshness_weekly_cron=_cron(env, "FE_FRESHNESS_WEEKLY_CRON", "0 12 * * 2"),
         freshness_daily_cron=_cron(env, "FE_FRESHNESS_DAILY_CRON", "0 8 * * *"),
+        batch_max_deliveries=_positive(env, "FE_BATCH_MAX_DELIVERIES", 100),
+        batch_max_bytes=_positive(env, "FE_BATCH_MAX_BYTES", 1 << 30),
     )
 
 

@@ -8,8 +8,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from fe_platform.definitions import build_definitions
-from fe_platform.lib.ingestion import zone_key
-from fe_platform.lib.lake import lake_from_settings
+from fe_platform.defs.resources import lake_from_settings
+from fe_platform.lib.zones import current_version
 from fe_platform.settings import load_settings
 from fe_platform_tests.test_ingestion import CLEAN, delimited, iqvia_rows, land
 
@@ -84,7 +84,7 @@ def test_rerun_checks_catch_lost_rows_pii_and_report_drift(platform):
     assert first["row_conservation"].passed and first["no_pii_in_clear"].passed
 
     # Someone writes rows past the platform: one lost, one with an email address in clear.
-    key = zone_key("validated", "sfdc_account", PARTITION)
+    key = current_version(lake, "sfdc_account", PARTITION).keys("validated")[0]
     table = lake.read_parquet(key)
     tampered = table.set_column(table.column_names.index("city"), "city", pa.array(["ana@clinic.example"]))
     path = settings.home / "tampered.parquet"

@@ -34,7 +34,8 @@ def test_demo_generates_when_landing_is_empty_then_runs(home, monkeypatch):
 
 @pytest.mark.parametrize("failed,code", [([], 0), (["ingest landing/x"], 1)])
 def test_run_exits_non_zero_when_a_step_failed(home, monkeypatch, capsys, failed, code):
-    monkeypatch.setattr("fe_platform.runner.run_platform", lambda settings, echo: RunSummary(failed_runs=failed))
+    monkeypatch.setattr("fe_platform.runner.run_platform",
+                        lambda settings, echo, wait_seconds=0: RunSummary(failed_runs=failed))
     assert cli.main(["run"]) == code
     assert ("FAILED: ingest landing/x" in capsys.readouterr().out) == bool(failed)
 

@@ -15,19 +15,15 @@ import pytest
 from tableauhyperapi import Connection
 
 from fe_platform.definitions import build_definitions
+from fe_platform.defs.resources import lake_from_settings
 from fe_platform.lib.dashboards.declarations import DASHBOARDS
 from fe_platform.lib.dashboards.extract import hyper_process
+from fe_platform.lib.delivery_log import read_delivery_log
 from fe_platform.lib.feeds import FEEDS
-from fe_platform.lib.ingestion import read_delivery_log, zone_key
-from fe_platform.lib.lake import lake_from_settings
-from fe_platform.runner import (
-    RunSummary,
-    dagster_instance,
-    ingest_new_deliveries,
-    load_cursor,
-    run_platform,
-    with_downstream,
-)
+from fe_platform.lib.zones import committed_partitions, read_partition
+from fe_platform.runner import dagster_instance, load_cursor, run_platform
+from fe_platform.runner.execution import Runner
+from fe_platform.runner.planning import with_downstream
 from fe_platform.sample_data.generator import generate
 from fe_platform.settings import load_settings
 
@@ -72,15 +68,14 @@ def test_every_delivery_has_the_outcome_the_manifest_expects(platform):
 def test_warehouse_holds_every_validated_row(platform):
     settings, lake, _, _, _ = platform
     for feed in ("iqvia_rx", "sap_billing", "sfdc_call", "fx_rates"):
-        partitions = sorted({o.key.split("/")[2] for o in lake.list(f"validated/{feed}/")})
-        validated = sum(lake.read_parquet(zone_key("validated", feed, p)).num_rows for p in partitions)
+        validated = sum(read_partition(lake, "validated", feed, p).num_rows for p in committed_partitions(lake, feed))
         assert sql(settings, f'select count(*) from lake."{feed}"')[0][0] == validated, feed
 
 
 def latest_delivery_totals(lake) -> int:
     """TRx by hand: for every key, the value of the latest delivery that holds it."""
-    partitions = sorted({o.key.split("/")[2] for o in lake.list("validated/iqvia_rx/")})
-    rows = pa.concat_tables([lake.read_parquet(zone_key("validated", "iqvia_rx", p)) for p in partitions])
+    rows = pa.concat_tables([read_partition(lake, "validated", "iqvia_rx", p)
+                             for p in committed_partitions(lake, "iqvia_rx")])
     frame = rows.to_pandas().sort_values("_data_date")
     key = ["prescriber_id", "ndc11", "week_ending", "payer_type", "channel"]
     return int(frame.drop_duplicates(key, keep="last")["trx"].sum())
@@ -121,8 +116,8 @@ def test_dashboards_have_extracts_matching_reporting_and_previews(platform):
 
 def restated_delivery(lake) -> bytes:
     """The latest IQVIA delivery's valid rows again, every TRx one higher: a restatement."""
-    latest = sorted(o.key for o in lake.list("validated/iqvia_rx/"))[-1]
-    table = lake.read_parquet(latest).select(FEEDS["iqvia_rx"].source_columns)
+    latest = committed_partitions(lake, "iqvia_rx")[-1]
+    table = read_partition(lake, "validated", "iqvia_rx", latest).select(FEEDS["iqvia_rx"].source_columns)
     table = table.set_column(table.column_names.index("trx"), "trx", pc.add(table["trx"], 1))
     out = io.BytesIO()
     pcsv.write_csv(table, out, pcsv.WriteOptions(delimiter="|", quoting_style="none"))
@@ -138,9 +133,9 @@ def test_a_new_delivery_makes_dashboards_stale_and_run_refreshes_them(platform):
     fact_before = sql(settings, "select sum(trx) from marts.fct_rx_weekly")[0][0]
 
     lake.put_bytes(restated_delivery(lake), NEW_DELIVERY)
-    summary = RunSummary()
-    ingest_new_deliveries(defs, settings, instance, summary, echo=lambda _: None)
-    assert summary.ok and "validated_iqvia_rx" in summary.materialized
+    runner = Runner(settings, defs, instance, echo=lambda _: None)
+    runner.ingest()
+    assert runner.summary.ok and "validated_iqvia_rx" in runner.summary.materialized
     result = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=load_cursor(settings))
     graph = defs.resolve_asset_graph()
     requested = {k: set(result.get_requested_partitions(k)) for k in graph.get_all_asset_keys()

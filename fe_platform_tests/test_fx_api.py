@@ -17,9 +17,10 @@ import pytest
 
 from fe_platform import cli
 from fe_platform.defs.ingestion.fx_pull import build_fx_pull_defs
+from fe_platform.defs.resources import lake_from_settings
 from fe_platform.lib.fx_api import FxApiError, pull_fx_rates, redact_url, request_url
 from fe_platform.lib.ingestion import ingest_landing_file
-from fe_platform.lib.lake import LocalLake, lake_from_settings
+from fe_platform.lib.lake import LocalLake
 from fe_platform.settings import load_settings
 from fe_platform_tests.conftest import free_port
 

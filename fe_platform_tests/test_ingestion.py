@@ -11,14 +11,11 @@ import pytest
 import xlsxwriter
 
 from fe_platform.lib import readers
+from fe_platform.lib.delivery_log import read_delivery_log
 from fe_platform.lib.feeds import FEEDS
-from fe_platform.lib.ingestion import (
-    ingest_landing_file,
-    read_delivery_log,
-    revalidate_partition,
-    zone_key,
-)
+from fe_platform.lib.ingestion import ingest_landing_file, reject, revalidate_partition
 from fe_platform.lib.lake import LocalLake
+from fe_platform.lib.zones import current_version, read_partition
 from fe_platform_tests.test_rules import CLEAN
 
 KEY = "pii-test-key-0123456789"
@@ -50,11 +47,11 @@ def land(lake, feed_name: str, filename: str, data: bytes | str) -> str:
 
 
 def validated(lake, feed_name: str, partition: str):
-    return lake.read_parquet(zone_key("validated", feed_name, partition))
+    return read_partition(lake, "validated", feed_name, partition)
 
 
 def quarantined(lake, feed_name: str, partition: str):
-    return lake.read_parquet(zone_key("quarantine", feed_name, partition))
+    return read_partition(lake, "quarantine", feed_name, partition)
 
 
 def iqvia_rows(n: int, **changes) -> list[dict]:
@@ -142,7 +139,7 @@ def test_pii_is_hashed_with_the_key_and_never_left_in_clear(lake):
     expected = hmac.new(KEY.encode(), b"ana.ruiz@clinic.example", hashlib.sha256).hexdigest()
     assert table["email_hash"].to_pylist() == [expected]
     for zone in ("validated", "quarantine"):
-        blob = lake.read_bytes(zone_key(zone, "sfdc_account", "2026-11-20"))
+        blob = b"".join(lake.read_bytes(k) for k in current_version(lake, "sfdc_account", "2026-11-20").keys(zone))
         for secret in (b"ana.ruiz@clinic.example", b"555-0100", b"1 Main St"):
             assert secret not in blob, f"{secret!r} in clear in {zone}"
 
@@ -276,7 +273,7 @@ def test_same_bytes_again_are_a_duplicate_counted_once(lake):
     assert ingest_landing_file(lake, first, KEY).outcome == "loaded"
     record = ingest_landing_file(lake, again, KEY)
     assert record.outcome == "duplicate" and first in record.reason
-    assert not lake.exists(zone_key("validated", "sfdc_territory", "2026-11-20"))
+    assert current_version(lake, "sfdc_territory", "2026-11-20") is None
     log = read_delivery_log(lake, "sfdc_territory")
     assert [r.outcome for r in log] == ["loaded", "duplicate"]
     assert sum(r.rows_valid for r in log) == 1
@@ -285,33 +282,35 @@ def test_same_bytes_again_are_a_duplicate_counted_once(lake):
     assert len(read_delivery_log(lake, "sfdc_territory")) == 2
 
 
-def test_rerunning_a_partition_gives_the_same_dataset(lake):
+def test_rerunning_a_partition_gives_the_same_dataset(lake, tmp_path):
     rows = iqvia_rows(5) + [dict(CLEAN["iqvia_rx"], nrx="x")]
     key = land(lake, "iqvia_rx", "RXDYN_WEEKLY_20261120.txt", delimited("iqvia_rx", rows))
     ingest_landing_file(lake, key, KEY)
-    before = {z: lake.read_bytes(zone_key(z, "iqvia_rx", "2026-11-20")) for z in ("validated", "quarantine")}
-    record = revalidate_partition(lake, FEEDS["iqvia_rx"], "2026-11-20", KEY)
-    assert record.landing_key == key
-    after = {z: lake.read_bytes(zone_key(z, "iqvia_rx", "2026-11-20")) for z in ("validated", "quarantine")}
-    assert after == before
+    first = current_version(lake, "iqvia_rx", "2026-11-20")
+    before = {z: read_partition(lake, z, "iqvia_rx", "2026-11-20") for z in ("validated", "quarantine")}
+    version = revalidate_partition(lake, FEEDS["iqvia_rx"], "2026-11-20", KEY, tmp_path)
+    assert [p.landing_key for p in version.parts] == [key] and version.version != first.version
+    after = {z: read_partition(lake, z, "iqvia_rx", "2026-11-20") for z in ("validated", "quarantine")}
+    assert all(after[z].equals(before[z]) for z in before)
     assert validated(lake, "iqvia_rx", "2026-11-20")["_source_file"].to_pylist() == [key] * 5
 
 
 def test_a_failed_write_leaves_the_previous_partition(lake, monkeypatch):
     key = land(lake, "iqvia_rx", "RXDYN_WEEKLY_20261120.txt", delimited("iqvia_rx", iqvia_rows(3)))
     ingest_landing_file(lake, key, KEY)
-    before = lake.read_bytes(zone_key("validated", "iqvia_rx", "2026-11-20"))
+    part = current_version(lake, "iqvia_rx", "2026-11-20").keys("validated")[0]
+    before = lake.read_bytes(part)
 
     def broken_copy(src, dst):
         raise OSError("disk full")
 
     monkeypatch.setattr("shutil.copyfile", broken_copy)
     with pytest.raises(OSError):
-        lake.put_bytes(b"partial", zone_key("validated", "iqvia_rx", "2026-11-20"))
-    assert lake.read_bytes(zone_key("validated", "iqvia_rx", "2026-11-20")) == before
-    assert pq.read_metadata(lake.path(zone_key("validated", "iqvia_rx", "2026-11-20"))).num_rows == 3
-    assert not [p for p in (lake.path("validated/iqvia_rx/2026-11-20"),) for p in __import__("os").listdir(p)
-                if p.startswith(".tmp-")]
+        lake.put_bytes(b"partial", part)
+    assert lake.read_bytes(part) == before
+    assert pq.read_metadata(lake.path(part)).num_rows == 3
+    folder = lake.path(part.rsplit("/", 1)[0])
+    assert not [p for p in __import__("os").listdir(folder) if p.startswith(".tmp-")]
 
 
 def test_values_the_rules_let_through_but_no_type_holds_are_quarantined(lake):
@@ -337,11 +336,10 @@ def test_rejection_reasons_never_quote_the_rows(lake):
 
 
 def test_a_file_rejected_for_its_name_loads_once_renamed(lake):
-    from fe_platform.lib.ingestion import reject_unpartitionable
-
     data = delimited("iqvia_rx", iqvia_rows(2))
     bad = land(lake, "iqvia_rx", "RXDYN_WEEKLY_20261120.TXT", data)
-    assert reject_unpartitionable(lake, bad, "bad name").outcome == "rejected"
+    obj = next(o for o in lake.list("landing/iqvia_rx/") if o.key == bad)
+    assert reject(lake, FEEDS["iqvia_rx"], obj, "bad name").outcome == "rejected"
     good = land(lake, "iqvia_rx", "RXDYN_WEEKLY_20261120.txt", data)
     assert ingest_landing_file(lake, good, KEY).outcome == "loaded"
 

@@ -7,10 +7,11 @@ from datetime import date
 
 import pytest
 
-from fe_platform.defs.ingestion.sensors import plan_landing
+from fe_platform.lib.delivery_log import LogIndex, read_delivery_log
 from fe_platform.lib.feeds import FEEDS
-from fe_platform.lib.ingestion import ingest_landing_file, read_delivery_log
+from fe_platform.lib.ingestion import ingest_delivery, reject
 from fe_platform.lib.lake import LocalLake
+from fe_platform.lib.planning import plan_landing
 from fe_platform.sample_data.generator import generate
 
 KEY = "manifest-test-key-0123456789"
@@ -32,10 +33,14 @@ REASON_WORDS = {
 def ingested(tmp_path_factory):
     lake = LocalLake(tmp_path_factory.mktemp("lake"))
     manifest = generate(lake, date(2026, 11, 20), weeks=4, hcps=150, seed=11, defect_rate=0.02)
+    work = tmp_path_factory.mktemp("work")
     for feed in FEEDS.values():  # reference feeds first, as the platform runs them
-        plan = plan_landing(lake, feed)
-        for key, _partition in plan.runs:
-            ingest_landing_file(lake, key, KEY)
+        index = LogIndex.of(lake, feed.name)
+        plan = plan_landing(lake, feed, index, date(2026, 11, 30))
+        for obj, problem in plan.to_reject:
+            reject(lake, feed, obj, problem)
+        for obj in plan.new:
+            ingest_delivery(lake, feed, obj, KEY, work, index)
     return manifest, {r.landing_key: r for r in read_delivery_log(lake)}
 
 

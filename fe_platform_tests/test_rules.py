@@ -37,10 +37,20 @@ CLEAN = {
                            brand_name="Follix", molecule="follitropin alfa", market="FERTILITY",
                            manufacturer="FE Pharma", is_own_brand="true", units_per_pack="1"),
     "fx_rates": dict(rate_date="2026-11-20", base_currency="EUR", quote_currency="USD", rate="1.0512"),
+    "sp_dispense": dict(dispense_id="700001", pharmacy_ncpdp="0312345", patient_token="0f" * 16,
+                        prescriber_npi="1558598797", ndc11="12345678901", dispense_date="2026-11-19",
+                        fill_type="NEW", quantity="1.5", days_supply="30", payer_type="COMMERCIAL",
+                        copay_usd="25.00", status="DISPENSED", updated_at="2026-11-20T08:00:00Z"),
+    "hcp_event": dict(attendance_id="AT-0000000001", event_id="EV-00000001", event_type="SPEAKER_PROGRAM",
+                      event_date="2026-11-18", brand_code="FOLLIX", npi="1558598797", role="ATTENDEE",
+                      attended="true", meal_value_usd="42.50", updated_at="2026-11-19T12:00:00Z"),
+    "hcp_engagement": dict(event_id="6f1c2a3b-4d5e-4f60-8a7b-9c0d1e2f3a4b", occurred_at="2026-11-20T09:15:00Z",
+                           channel="EMAIL", action="OPENED", npi="1558598797", account_id=ACCOUNT,
+                           brand_code="FOLLIX", content_id="email_2026_11_follix-launch"),
 }
 
-CTX = RuleContext(DATA_DATE, known_currencies=frozenset({"USD", "GBP"}),
-                  known_brand_codes=frozenset({"FOLLIX", "GANIRA", "SOMAX", "PROGEL"}))
+CTX = RuleContext(DATA_DATE, lookups={"currency_code": frozenset({"USD", "GBP", "EUR"}),
+                                      "products_detailed_allowed": frozenset({"FOLLIX", "GANIRA", "SOMAX", "PROGEL"})})
 
 # (feed, rule, the changes that break it and nothing else)
 BREAKS = [
@@ -120,12 +130,42 @@ BREAKS = [
     ("fx_rates", "rate_type", dict(rate="1,05")),
     ("fx_rates", "quote_currency_format", dict(quote_currency="usd")),
     ("fx_rates", "not_future", dict(rate_date="2026-11-23")),
+    ("sp_dispense", "dispense_id_range", dict(dispense_id="0")),
+    ("sp_dispense", "pharmacy_ncpdp_format", dict(pharmacy_ncpdp="312345")),
+    ("sp_dispense", "patient_token_format", dict(patient_token="0F" * 16)),
+    ("sp_dispense", "npi_check_digit", dict(prescriber_npi="1558598790")),
+    ("sp_dispense", "fill_type_allowed", dict(fill_type="TRANSFER")),
+    ("sp_dispense", "quantity_range", dict(quantity="0")),
+    ("sp_dispense", "days_supply_range", dict(days_supply="91")),
+    ("sp_dispense", "copay_usd_range", dict(copay_usd="-1.00")),
+    ("sp_dispense", "status_allowed", dict(status="VOID")),
+    ("sp_dispense", "updated_after_dispense", dict(updated_at="2026-11-18T23:59:59Z")),
+    ("sp_dispense", "not_future", dict(dispense_date="2026-11-21", updated_at="2026-11-21T01:00:00Z")),
+    ("hcp_event", "attendance_id_format", dict(attendance_id="AT-123")),
+    ("hcp_event", "event_id_format", dict(event_id="EV-1")),
+    ("hcp_event", "event_type_allowed", dict(event_type="DINNER")),
+    ("hcp_event", "npi_required", dict(npi=None)),
+    ("hcp_event", "role_allowed", dict(role="HOST")),
+    ("hcp_event", "attended_type", dict(attended="yes")),
+    ("hcp_event", "meal_value_usd_range", dict(meal_value_usd="-5.00")),
+    ("hcp_event", "meal_value_usd_format", dict(meal_value_usd="5.001")),
+    ("hcp_event", "updated_at_required", dict(updated_at=None)),
+    ("hcp_engagement", "event_id_format", dict(event_id="not-a-uuid")),
+    ("hcp_engagement", "not_future", dict(occurred_at="2026-11-21T00:00:01Z")),
+    ("hcp_engagement", "channel_allowed", dict(channel="SMS")),
+    ("hcp_engagement", "action_fits_channel", dict(channel="WEBINAR", action="OPENED")),
+    ("hcp_engagement", "sfdc_id_format", dict(account_id="001Dn00000AbCdE")),
+    ("hcp_engagement", "hcp_identified", dict(npi=None, account_id=None)),
+    ("hcp_engagement", "content_id_format", dict(content_id="has space")),
+    ("hcp_engagement", "brand_code_required", dict(brand_code=None)),
 ]
 
 
 def reasons(feed_name: str, rows: list[dict], ctx: RuleContext = CTX) -> list[str]:
     feed = FEEDS[feed_name]
     frame = pd.DataFrame(rows, columns=feed.source_columns, dtype="str")
+    if feed.quarantines_records:
+        frame[rules.RECORD_TEXT] = pd.Series([None] * len(frame), dtype="str")
     return check_chunk(build_schema(feed, ctx), frame).reindex(range(len(frame)), fill_value="").tolist()
 
 
@@ -141,14 +181,25 @@ def test_broken_row_fails_exactly_its_rule(feed_name, rule, changes):
     assert reasons(feed_name, [CLEAN[feed_name], row]) == ["", rule]
 
 
-@pytest.mark.parametrize("feed_name", ["iqvia_rx", "sap_billing", "sfdc_account", "sfdc_call"])
-def test_every_row_of_a_repeated_key_is_quarantined(feed_name):
+def repeated(feed_name: str, rows: list[dict]) -> RuleContext:
     feed = FEEDS[feed_name]
-    frame = pd.DataFrame([CLEAN[feed_name]] * 2, columns=feed.source_columns, dtype="str")
-    hashes = key_hashes(frame, feed.key)
+    hashes = key_hashes(pd.DataFrame(rows, columns=feed.source_columns, dtype="str"), feed.key)
     values, counts = np.unique(hashes, return_counts=True)
-    ctx = RuleContext(DATA_DATE, CTX.known_currencies, CTX.known_brand_codes, values[counts > 1])
-    assert reasons(feed_name, [CLEAN[feed_name]] * 2, ctx) == ["duplicate_key", "duplicate_key"]
+    return RuleContext(DATA_DATE, lookups=CTX.lookups, duplicate_key_hashes=values[counts > 1])
+
+
+@pytest.mark.parametrize("feed_name", ["iqvia_rx", "sap_billing", "sfdc_account", "sfdc_call", "sp_dispense",
+                                       "hcp_event"])
+def test_every_row_of_a_repeated_key_is_quarantined(feed_name):
+    rows = [CLEAN[feed_name]] * 2
+    assert reasons(feed_name, rows, repeated(feed_name, rows)) == ["duplicate_key", "duplicate_key"]
+
+
+def test_a_stream_keeps_the_first_occurrence_of_a_repeated_event():
+    other = dict(CLEAN["hcp_engagement"], event_id="11111111-2222-4333-8444-555555555555")
+    rows = [CLEAN["hcp_engagement"], other, CLEAN["hcp_engagement"], CLEAN["hcp_engagement"]]
+    assert reasons("hcp_engagement", rows, repeated("hcp_engagement", rows)) == [
+        "", "", "duplicate_key", "duplicate_key"]
 
 
 def test_unique_columns_use_their_contract_names():

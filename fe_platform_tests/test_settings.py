@@ -32,6 +32,12 @@ def test_local_default_keeps_everything_under_one_home(tmp_path):
       "FE_POSTGRES_PORT": "99999"}, "FE_POSTGRES_PORT"),
     ({"FE_TABLEAU_SERVER_URL": "https://tableau.example"}, "FE_TABLEAU_PROJECT"),
     ({"FE_FRESHNESS_DAILY_CRON": "8am"}, "FE_FRESHNESS_DAILY_CRON"),
+    ({"FE_BATCH_MAX_DELIVERIES": "0"}, "FE_BATCH_MAX_DELIVERIES"),
+    # the public demo key is refused as soon as data leaves the local home
+    ({"FE_WAREHOUSE": "postgres", "FE_POSTGRES_HOST": "h", "FE_POSTGRES_DATABASE": "d", "FE_POSTGRES_USER": "u"},
+     "FE_PII_HMAC_KEY"),
+    ({"FE_TABLEAU_SERVER_URL": "https://tableau.example", "FE_TABLEAU_PROJECT": "FE", "FE_TABLEAU_TOKEN_NAME": "n",
+      "FE_TABLEAU_TOKEN_SECRET": "t"}, "FE_PII_HMAC_KEY"),
 ])
 def test_invalid_settings_fail_naming_the_setting(tmp_path, env, named):
     with pytest.raises(SettingsError, match=named):

@@ -21,7 +21,6 @@ from fe_platform.lib.warehouse import (
     redshift_deliveries_load_sql,
     redshift_partition_load_sql,
     sql_type,
-    validated_partition_uri,
 )
 from fe_platform_tests import postgres_cluster
 from fe_platform_tests.test_warehouse_fixtures import RX_NEW, RX_OLD, deliveries, partition, run_dbt
@@ -176,14 +175,14 @@ def test_redshift_warehouse_runs_the_load_in_one_transaction():
 
     conn = Connection()
     with RedshiftWarehouse(lambda: conn, ROLE, "s3://fe-lake/prod") as wh:
-        assert wh.load_partition("iqvia_rx", "2026-11-20") == 31
+        assert wh.load_partition("iqvia_rx", "2026-11-20", RX_URI + "v1/", "v1") == 31
     sqls = [s for s, _ in conn.log]
     copy_at = next(i for i, s in enumerate(sqls) if s.startswith("copy "))
-    assert RX_URI in sqls[copy_at]
+    assert RX_URI + "v1/" in sqls[copy_at]  # the partition version's folder, nothing else under the partition
     assert sqls[copy_at - 1].startswith("create temp table")
     assert sqls[copy_at + 1].startswith("delete from") and sqls[copy_at + 2].startswith("insert into")
-    assert sqls[copy_at + 4] == "COMMIT"  # temp table, copy, delete, insert, drop: one commit
-    assert validated_partition_uri("s3://fe-lake/prod", "iqvia_rx", "2026-11-20") == RX_URI
+    assert '"partition_versions"' in sqls[copy_at + 5] and conn.log[copy_at + 5][1][-1] == "v1"
+    assert sqls[copy_at + 6] == "COMMIT"  # temp table, copy, delete, insert, drop, version: one commit
 
 
 def test_redshift_grant_sql_compiles_with_quoted_identifiers(tmp_path):

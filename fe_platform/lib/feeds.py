@@ -9,8 +9,8 @@ plus, where it has rules no column spec can say, a few named checks in `rules.py
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
-from datetime import date
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time
 
 import pyarrow as pa
 
@@ -47,6 +47,7 @@ class Column:
     allowed: tuple[str, ...] | None = None  # enum: `<name>_allowed`
     min_value: float | None = None  # `<name>_range` (inclusive)
     min_exclusive: bool = False
+    max_value: float | None = None  # `<name>_range` (inclusive)
     pii: str | None = None  # "hash": replaced by `<name>_hash`; "drop": never leaves raw
     rules: tuple[str, ...] = ()  # named rules of the contract, implemented in rules.py
 
@@ -56,12 +57,38 @@ class Column:
 
 
 @dataclass(frozen=True)
+class Reference:
+    """A foreign key of the contract's referential checks: reported per partition, never a row rejection.
+    The check compares the partition's `column` with `target_column` of the latest `target_feed` partition."""
+
+    column: str
+    target_feed: str
+    target_column: str
+
+    @property
+    def check_name(self) -> str:
+        return f"{self.column}_in_{self.target_feed}"
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """Reference data a named rule looks up: the values of `column` in the validated `feed`, as of the
+    delivery's data date (every partition up to it, or only the latest of them), plus `always`."""
+
+    rule: str
+    feed: str
+    column: str
+    latest_only: bool = False
+    always: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Feed:
     name: str
     title: str
     source: str
-    file_pattern: str  # regex on the file name; group `date` is YYYYMMDD
-    format: str  # "delimited" or "xlsx_or_csv" or "fx_json"
+    file_pattern: str  # regex on the file name; group `date` is YYYYMMDD, optional group `time` HHMMSS
+    format: str  # "delimited", "xlsx_or_csv", "fx_json" or "jsonl"
     columns: tuple[Column, ...]
     partitioning: str  # "weekly" (Friday week-ending) or "daily"
     owner_team: str
@@ -70,32 +97,47 @@ class Feed:
     multiline_values: bool = False
     key: tuple[str, ...] = ()
     key_rule: str = "duplicate_key"
-    snapshot: bool = False
+    repeated_keys: str = "all"  # "all": every row of a repeated key is quarantined; "later": all but the first
+    mode: str = "snapshot"  # "snapshot": a delivery replaces its partition; "append": deliveries add up
     freshness: str = "daily"  # see defs/operations/freshness.py
     quarantine_warn_pct: float = 5.0  # above this share of rows quarantined, the rules check is an ERROR
+    references: tuple[Reference, ...] = ()
+    lookups: tuple[Lookup, ...] = ()
+    checks: tuple[str, ...] = ()  # feed-specific partition checks, by name (lib/quality.py)
     description: str = ""
-    extra: dict = field(default_factory=dict)
 
     @property
     def landing_prefix(self) -> str:
         return f"landing/{self.name}/"
 
-    def match(self, filename: str) -> date | None:
-        """The data date of a landing file name, or None when it is not this feed's."""
-        m = re.fullmatch(self.file_pattern, filename)
+    def data_time(self, filename: str) -> datetime | None:
+        """The instant a landing file's data ends (UTC): the time in its name, else the end of its data
+        date. None when the name is not this feed's (only ASCII digits make a date)."""
+        m = re.fullmatch(self.file_pattern, filename, flags=re.ASCII)
         if not m:
             return None
         try:
-            return date(int(m["date"][:4]), int(m["date"][4:6]), int(m["date"][6:]))
+            day = date(int(m["date"][:4]), int(m["date"][4:6]), int(m["date"][6:]))
+            clock = m.groupdict().get("time")
+            if clock:
+                return datetime.combine(day, time(int(clock[:2]), int(clock[2:4]), int(clock[4:])), UTC)
         except ValueError:
             return None
+        return datetime.combine(day, time.max, UTC)
 
-    def column(self, name: str) -> Column:
-        return next(c for c in self.columns if c.name == name)
+    def match(self, filename: str) -> date | None:
+        """The data date of a landing file name, or None when it is not this feed's."""
+        when = self.data_time(filename)
+        return when.date() if when else None
 
     @property
     def source_columns(self) -> list[str]:
         return [c.name for c in self.columns]
+
+    @property
+    def quarantines_records(self) -> bool:
+        """JSON lines: a line that is not a JSON object is quarantined (`record_json`), not the file."""
+        return self.format == "jsonl"
 
     def validated_schema(self) -> pa.Schema:
         """Columns of the validated dataset: typed, PII hashed or dropped, lineage last."""
@@ -114,6 +156,9 @@ SFDC_ID = dict(rules=("sfdc_id_format",))
 ISO_DATE = dict(kind="date")
 COMMERCIAL = ("commercial-analytics", "commercial-analytics@fe-pharma.example")
 CRM = ("crm-operations", "crm-ops@fe-pharma.example")
+PATIENT_SERVICES = ("patient-services", "patient-services@fe-pharma.example")
+MEDICAL_EVENTS = ("medical-events", "medical-events@fe-pharma.example")
+DIGITAL = ("digital-engagement", "digital-engagement@fe-pharma.example")
 
 FEEDS: dict[str, Feed] = {}
 
@@ -133,6 +178,7 @@ _register(Feed(
     freshness="weekly_tuesday",
     owner_team=COMMERCIAL[0], owner_email=COMMERCIAL[1],
     key=("prescriber_id", "ndc11", "week_ending", "payer_type", "channel"),
+    references=(Reference("ndc11", "product_master", "ndc11"), Reference("npi", "sfdc_account", "npi")),
     description="Weekly prescriber x product x payer x channel TRx/NRx/NBRx; each delivery restates up to "
                 "12 trailing weeks.",
     columns=(
@@ -160,6 +206,9 @@ _register(Feed(
     partitioning="daily",
     owner_team="finance-data", owner_email="finance-data@fe-pharma.example",
     key=("billing_document", "billing_item"),
+    references=(Reference("material", "product_master", "sap_material"),),
+    lookups=(Lookup("currency_code", "fx_rates", "quote_currency", always=("EUR",)),),
+    checks=("fx_rate_available",),
     description="SAP SD billing document items in their document currency.",
     columns=(
         Column("billing_document", required=True, pattern=DIGITS10),
@@ -185,9 +234,9 @@ _register(Feed(
     format="delimited",
     multiline_values=True,
     partitioning="daily",
-    snapshot=True,
     owner_team=CRM[0], owner_email=CRM[1],
     key=("account_id",),
+    references=(Reference("territory_id", "sfdc_territory", "territory_id"),),
     description="Full snapshot of HCP accounts; PII hashed (email, phone) or dropped (address) at validation.",
     columns=(
         Column("account_id", required=True, **SFDC_ID),
@@ -218,6 +267,8 @@ _register(Feed(
     partitioning="daily",
     owner_team=CRM[0], owner_email=CRM[1],
     key=("call_id",),
+    references=(Reference("account_id", "sfdc_account", "account_id"),),
+    lookups=(Lookup("products_detailed_allowed", "product_master", "brand_code", latest_only=True),),
     description="Field calls created or modified since the previous extract; the latest last_modified wins.",
     columns=(
         Column("call_id", required=True, **SFDC_ID),
@@ -242,7 +293,6 @@ _register(Feed(
     format="delimited",
     multiline_values=True,
     partitioning="daily",
-    snapshot=True,
     owner_team=CRM[0], owner_email=CRM[1],
     key=("territory_id",),
     key_rule="territory_id_unique",
@@ -267,7 +317,6 @@ _register(Feed(
     format="delimited",
     multiline_values=True,
     partitioning="daily",
-    snapshot=True,
     owner_team="brand-operations", owner_email="brand-ops@fe-pharma.example",
     key=("ndc11",),
     key_rule="ndc11_unique",
@@ -304,11 +353,110 @@ _register(Feed(
 ))
 
 
-# Reference feeds first: the rules of later feeds look them up (brand codes, currencies).
-INGESTION_ORDER = ("product_master", "fx_rates", "sfdc_territory", "sfdc_account", "sfdc_call", "iqvia_rx",
-                   "sap_billing")
-assert sorted(INGESTION_ORDER) == sorted(FEEDS), "every feed has its place in the ingestion order"
-FEEDS = {name: FEEDS[name] for name in INGESTION_ORDER}
+_register(Feed(
+    name="sp_dispense",
+    title="Specialty pharmacy dispenses",
+    source="Specialty pharmacy hub (PostgreSQL)",
+    file_pattern=r"SP_DISPENSE_(?P<date>\d{8})\.csv\.gz",
+    format="delimited",
+    partitioning="daily",
+    owner_team=PATIENT_SERVICES[0], owner_email=PATIENT_SERVICES[1],
+    key=("dispense_id",),
+    references=(Reference("ndc11", "product_master", "ndc11"),),
+    description="Dispenses of the franchise's drugs by the specialty pharmacies, pulled daily by updated_at; "
+                "across days the latest updated_at wins (a reversal replaces its dispense).",
+    columns=(
+        Column("dispense_id", "int", required=True, min_value=0, min_exclusive=True),
+        Column("pharmacy_ncpdp", required=True, pattern=r"\d{7}"),
+        Column("patient_token", required=True, pattern=r"[0-9a-f]{32}"),
+        Column("prescriber_npi", required=True, rules=("npi_check_digit",)),
+        Column("ndc11", required=True, rules=("ndc11_format",)),
+        Column("dispense_date", "date", required=True, rules=("not_future",)),
+        Column("fill_type", allowed=("NEW", "REFILL")),
+        Column("quantity", "decimal", min_value=0, min_exclusive=True),
+        Column("days_supply", "int", min_value=1, max_value=90),
+        Column("payer_type", allowed=("COMMERCIAL", "MEDICARE", "MEDICAID", "CASH", "OTHER")),
+        Column("copay_usd", "money", min_value=0),
+        Column("status", allowed=("DISPENSED", "REVERSED")),
+        Column("updated_at", "timestamp", required=True, rules=("not_future", "updated_after_dispense")),
+    ),
+))
+
+_register(Feed(
+    name="hcp_event",
+    title="Speaker programs and medical events: attendances",
+    source="Events API",
+    file_pattern=r"HCP_EVENT_(?P<date>\d{8})\.jsonl",
+    format="jsonl",
+    partitioning="daily",
+    owner_team=MEDICAL_EVENTS[0], owner_email=MEDICAL_EVENTS[1],
+    key=("attendance_id",),
+    references=(Reference("brand_code", "product_master", "brand_code"),),
+    description="Attendances of speaker programs and medical events, pulled daily from the internal events "
+                "API by updated_at; meal values are the Sunshine Act transfers of value.",
+    columns=(
+        Column("attendance_id", required=True, pattern=r"AT-\d{10}"),
+        Column("event_id", required=True, pattern=r"EV-\d{8}"),
+        Column("event_type", allowed=("SPEAKER_PROGRAM", "CONGRESS_SYMPOSIUM", "WEBINAR", "ROUNDTABLE")),
+        Column("event_date", "date", required=True, rules=("not_future",)),
+        Column("brand_code", required=True),
+        Column("npi", required=True, rules=("npi_check_digit",)),
+        Column("role", allowed=("SPEAKER", "ATTENDEE")),
+        Column("attended", "bool"),
+        Column("meal_value_usd", "money", min_value=0),
+        Column("updated_at", "timestamp", required=True, rules=("not_future",)),
+    ),
+))
+
+_register(Feed(
+    name="hcp_engagement",
+    title="Digital engagement events",
+    source="HCP portal and approved email (Kinesis stream)",
+    file_pattern=r"HCP_ENGAGEMENT_(?P<date>\d{8})_(?P<time>\d{6})_[A-Za-z0-9-]{1,64}_\d{1,9}\.jsonl\.gz",
+    format="jsonl",
+    partitioning="daily",
+    mode="append",
+    owner_team=DIGITAL[0], owner_email=DIGITAL[1],
+    key=("event_id",),
+    repeated_keys="later",
+    references=(Reference("brand_code", "product_master", "brand_code"),),
+    description="One event per HCP action on the portal or in approved email, streamed through Kinesis and "
+                "landed in files by size and age; a partition is the union of its day's files.",
+    columns=(
+        Column("event_id", required=True,
+               pattern=r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"),
+        Column("occurred_at", "timestamp", required=True, rules=("not_future",)),
+        Column("channel", allowed=("EMAIL", "PORTAL", "WEBINAR")),
+        Column("action", allowed=("SENT", "DELIVERED", "OPENED", "CLICKED", "VISITED", "DOWNLOADED"),
+               rules=("action_fits_channel",)),
+        Column("npi", rules=("npi_check_digit",)),
+        Column("account_id", rules=("sfdc_id_format", "hcp_identified")),
+        Column("brand_code", required=True),
+        Column("content_id", required=True, pattern=r"[A-Za-z0-9_-]{1,64}"),
+    ),
+))
+
+
+def _reference_data_first(feeds: dict[str, Feed]) -> dict[str, Feed]:
+    """The registry in ingestion order: a feed comes after the feeds whose data its rules look up or its
+    checks refer to, and otherwise in the order declared."""
+    ordered: dict[str, Feed] = {}
+
+    def place(feed: Feed, path: tuple[str, ...] = ()) -> None:
+        if feed.name in ordered:
+            return
+        assert feed.name not in path, f"reference cycle: {' -> '.join(path + (feed.name,))}"
+        for target in [lookup.feed for lookup in feed.lookups] + [ref.target_feed for ref in feed.references]:
+            if target != feed.name:
+                place(feeds[target], path + (feed.name,))
+        ordered[feed.name] = feed
+
+    for feed in feeds.values():
+        place(feed)
+    return ordered
+
+
+FEEDS = _reference_data_first(FEEDS)
 
 
 def feed_for_key(key: str) -> Feed | None:

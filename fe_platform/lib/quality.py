@@ -1,66 +1,42 @@
-"""Data-quality measures over a validated partition, for the asset checks (plain Python, no Dagster)."""
+"""Data-quality measures of a committed partition version, for the asset checks (plain Python, no Dagster).
+
+Every measure reads the partition through its manifest and streams its Parquet parts in record batches
+(or reads only their metadata), so a check's memory does not grow with the delivery. Each returns a
+`Verdict`; the asset checks turn it into Dagster's result.
+"""
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import date
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from fe_platform.lib.feeds import Feed
-from fe_platform.lib.ingestion import PART, DeliveryRecord, read_delivery_log, zone_key
+from fe_platform.lib.feeds import FEEDS, Feed, Reference
 from fe_platform.lib.lake import Lake
+from fe_platform.lib.zones import PartitionVersion, committed_partitions, current_version
 
 EMAIL = r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}"
 PHONE = r"(\+?1[\s.-]?)?\(?\d{3}\)?[\s.-]\d{3}[\s.-]\d{4}"
 SAMPLE_ROWS = 5
+BATCH_ROWS = 65_536
 
 
 @dataclass(frozen=True)
-class Reference:
-    """A foreign key of the contract's referential checks: reported, never a row rejection."""
-
-    feed: str
-    column: str
-    target_feed: str
-    target_column: str
-
-    @property
-    def check_name(self) -> str:
-        return f"{self.column}_in_{self.target_feed}"
+class Verdict:
+    passed: bool
+    severity: str = "WARN"  # WARN or ERROR, when not passed
+    metadata: dict = field(default_factory=dict)
 
 
-REFERENCES = (
-    Reference("iqvia_rx", "ndc11", "product_master", "ndc11"),
-    Reference("iqvia_rx", "npi", "sfdc_account", "npi"),
-    Reference("sap_billing", "material", "product_master", "sap_material"),
-    Reference("sfdc_call", "account_id", "sfdc_account", "account_id"),
-    Reference("sfdc_account", "territory_id", "sfdc_territory", "territory_id"),
-)
-
-
-def latest_loaded(lake: Lake, feed: Feed, partition: str) -> DeliveryRecord | None:
-    loaded = [r for r in read_delivery_log(lake, feed.name, partition=partition) if r.outcome == "loaded"]
-    return loaded[-1] if loaded else None
-
-
-def read_zone(lake: Lake, zone: str, feed: Feed, partition: str, columns: list[str] | None = None) -> pa.Table:
-    return lake.read_parquet(zone_key(zone, feed.name, partition), columns=columns)
-
-
-def parquet_rows(lake: Lake, zone: str, feed: Feed, partition: str) -> int:
-    import pyarrow.parquet as pq
-
-    with lake.filesystem.open_input_file(lake.path(zone_key(zone, feed.name, partition))) as f:
-        return pq.ParquetFile(f).metadata.num_rows
-
-
-def sample_rules(quarantine: pa.Table, rule: str, columns: list[str]) -> list[dict]:
-    """Up to SAMPLE_ROWS quarantined rows that broke `rule`, with only the given (non-PII) columns."""
-    reasons = quarantine["_reject_reasons"]
-    hit = pc.match_substring_regex(reasons, f"(^|;){re.escape(rule)}(;|$)")
-    return quarantine.filter(hit).select(columns).slice(0, SAMPLE_ROWS).to_pylist()
+def batches(lake: Lake, version: PartitionVersion, zone: str, columns: list[str] | None = None
+            ) -> Iterator[pa.RecordBatch]:
+    """The rows of a partition version's zone, a bounded batch at a time."""
+    for key in version.keys(zone):
+        yield from lake.parquet_file(key).iter_batches(batch_size=BATCH_ROWS, columns=columns)
 
 
 def sample_columns(feed: Feed) -> list[str]:
@@ -68,53 +44,154 @@ def sample_columns(feed: Feed) -> list[str]:
     return [c.name for c in feed.columns if c.pii is None] + ["_source_row"]
 
 
-def pii_matches(table: pa.Table) -> dict[str, int]:
-    """Per text column, how many values look like an email address or a phone number."""
-    found = {}
-    for name in table.column_names:
-        if not pa.types.is_string(table.schema.field(name).type) or name.startswith("_"):
-            continue
-        column = table[name]
-        hits = pc.sum(pc.or_(pc.match_substring_regex(column, EMAIL),
-                             pc.match_substring_regex(column, PHONE))).as_py() or 0
-        if hits:
-            found[name] = hits
-    return found
+def quarantine_by_rule(lake: Lake, feed: Feed, version: PartitionVersion) -> Verdict:
+    """Rows quarantined per rule, with up to SAMPLE_ROWS rows of each (non-PII columns only)."""
+    counts: dict[str, int] = {}
+    samples: dict[str, list[dict]] = {}
+    shown = sample_columns(feed)
+    quarantined = 0
+    for batch in batches(lake, version, "quarantine", [*shown, "_reject_reasons"]):
+        quarantined += batch.num_rows
+        reasons = batch.column("_reject_reasons")
+        for item in pc.value_counts(pc.list_flatten(pc.split_pattern(reasons, ";"))).to_pylist():
+            rule = item["values"]
+            counts[rule] = counts.get(rule, 0) + item["counts"]
+            wanted = SAMPLE_ROWS - len(samples.setdefault(rule, []))
+            if wanted > 0:
+                hits = batch.filter(pc.match_substring_regex(reasons, rule_pattern(rule)))
+                samples[rule] += hits.select(shown).slice(0, wanted).to_pylist()
+    rows_in = version.rows_in
+    share = quarantined / rows_in if rows_in else 0.0
+    return Verdict(
+        passed=quarantined == 0,
+        severity="ERROR" if 100 * share > feed.quarantine_warn_pct else "WARN",
+        metadata={"rows_quarantined": quarantined, "quarantine_pct": round(100 * share, 3),
+                  "threshold_pct": feed.quarantine_warn_pct, "by_rule": dict(sorted(counts.items())),
+                  "samples": {rule: samples[rule] for rule in sorted(samples)}},
+    )
 
 
-def latest_partition(lake: Lake, feed_name: str) -> str | None:
-    keys = sorted(o.key for o in lake.list(f"validated/{feed_name}/") if o.key.endswith(PART))
-    return keys[-1].split("/")[2] if keys else None
+def row_conservation(lake: Lake, feed: Feed, version: PartitionVersion) -> Verdict:
+    """For every delivery of the version, rows in = rows validated + rows quarantined (file metadata)."""
+    broken = []
+    valid = bad = 0
+    for part, valid_key, bad_key in zip(version.parts, version.keys("validated"), version.keys("quarantine"),
+                                        strict=True):
+        v = lake.parquet_file(valid_key).metadata.num_rows
+        q = lake.parquet_file(bad_key).metadata.num_rows
+        valid, bad = valid + v, bad + q
+        if part.rows_in != v + q:
+            broken.append(part.landing_key)
+    return Verdict(passed=not broken, severity="ERROR",
+                   metadata={"rows_in": version.rows_in, "rows_validated": valid, "rows_quarantined": bad,
+                             "deliveries": len(version.parts), "deliveries_not_conserved": broken})
 
 
-def unmatched(lake: Lake, ref: Reference, values: pa.Array) -> tuple[int, list[str], str | None]:
-    """(count of non-null values with no match, a sample of them, the reference partition used)."""
-    target_partition = latest_partition(lake, ref.target_feed)
-    known = pa.array([], pa.string())
-    if target_partition:
-        known = lake.read_parquet(zone_key("validated", ref.target_feed, target_partition),
-                                  columns=[ref.target_column])[ref.target_column]
-        known = pc.drop_null(known).combine_chunks() if isinstance(known, pa.ChunkedArray) else known
-    present = pc.drop_null(values)
-    missing = present.filter(pc.invert(pc.is_in(present, value_set=known)))
-    sample = sorted(set(missing.slice(0, 200).to_pylist()))[:SAMPLE_ROWS]
-    return len(missing), sample, target_partition
+def no_pii_in_clear(lake: Lake, feed: Feed, version: PartitionVersion) -> Verdict:
+    """No value of the validated dataset looks like an email address or a phone number."""
+    text = [f.name for f in feed.validated_schema() if pa.types.is_string(f.type) and not f.name.startswith("_")]
+    found: dict[str, int] = {}
+    for batch in batches(lake, version, "validated", text):
+        for name in text:
+            column = batch.column(name)
+            hits = pc.sum(pc.or_(pc.match_substring_regex(column, EMAIL),
+                                 pc.match_substring_regex(column, PHONE))).as_py() or 0
+            if hits:
+                found[name] = found.get(name, 0) + hits
+    return Verdict(passed=not found, severity="ERROR", metadata={"columns_with_matches": found})
 
 
-def lines_without_fx_rate(lake: Lake, billing: pa.Table) -> tuple[int, list[dict]]:
+def schema_drift(lake: Lake, feed: Feed, version: PartitionVersion) -> Verdict:
+    """Columns the contract does not name: kept in raw, left out of validated."""
+    return Verdict(passed=not version.drift_columns, metadata={"unexpected_columns": version.drift_columns})
+
+
+def _distinct(lake: Lake, version: PartitionVersion, column: str) -> pa.Array:
+    values: set = set()
+    for batch in batches(lake, version, "validated", [column]):
+        values.update(batch.column(0).unique().to_pylist())
+    values.discard(None)
+    return pa.array(sorted(values), pa.string())
+
+
+def references(ref: Reference) -> Callable[[Lake, Feed, PartitionVersion], Verdict]:
+    """`ref.column` values with no match in the latest partition of the target feed."""
+    def measure(lake: Lake, feed: Feed, version: PartitionVersion) -> Verdict:
+        target = committed_partitions(lake, ref.target_feed)
+        target_version = current_version(lake, ref.target_feed, target[-1]) if target else None
+        known = _distinct(lake, target_version, ref.target_column) if target_version else pa.array([], pa.string())
+        unmatched, sample = 0, []
+        for batch in batches(lake, version, "validated", [ref.column]):
+            present = pc.drop_null(batch.column(0))
+            missing = present.filter(pc.invert(pc.is_in(present, value_set=known)))
+            unmatched += len(missing)
+            sample = sorted(set(sample) | set(missing.slice(0, 200).to_pylist()))[:SAMPLE_ROWS]
+        return Verdict(passed=unmatched == 0, metadata={
+            "unmatched_rows": unmatched, "sample": sample, "reference_partition": target[-1] if target else "none"})
+
+    return measure
+
+
+def fx_rate_available(lake: Lake, feed: Feed, version: PartitionVersion) -> Verdict:
     """Billing lines with no rate for their currency (or for USD) on or before the billing date."""
-    import pandas as pd
+    first_rate: dict[str, date] = {"EUR": date.min}
+    for partition in committed_partitions(lake, "fx_rates"):
+        fx = current_version(lake, "fx_rates", partition)
+        for batch in batches(lake, fx, "validated", ["rate_date", "quote_currency"]):
+            for day, currency in zip(*(c.to_pylist() for c in batch.columns), strict=True):
+                if currency and day and day < first_rate.get(currency, date.max):
+                    first_rate[currency] = day
+    usd = first_rate.get("USD")
+    lacking, sample = 0, []
+    columns = ["billing_document", "billing_item", "billing_date", "currency"]
+    for batch in batches(lake, version, "validated", columns):
+        for row in batch.to_pylist():
+            own = first_rate.get(row["currency"])
+            when = row["billing_date"]
+            if own is None or usd is None or when is None or own > when or usd > when:
+                lacking += 1
+                if len(sample) < SAMPLE_ROWS:
+                    sample.append({k: str(v) for k, v in row.items()})
+    return Verdict(passed=lacking == 0, metadata={"lines_without_rate": lacking, "sample": sample})
 
-    keys = [o.key for o in lake.list("validated/fx_rates/") if o.key.endswith(PART)]
-    rates = (pa.concat_tables([lake.read_parquet(k, columns=["rate_date", "quote_currency"]) for k in keys])
-             .to_pandas() if keys else pd.DataFrame({"rate_date": [], "quote_currency": []}))
-    first = pd.to_datetime(rates.groupby("quote_currency")["rate_date"].min()).to_dict()
-    first["EUR"] = pd.Timestamp.min
-    lines = billing.select(["billing_document", "billing_item", "billing_date", "currency"]).to_pandas()
-    when = pd.to_datetime(lines["billing_date"])
-    own = pd.to_datetime(lines["currency"].map(first))
-    usd = first.get("USD")
-    lacking = own.isna() | (own > when) | (usd is None) | (when < (usd if usd is not None else when))
-    bad = lines[lacking]
-    sample = bad.head(SAMPLE_ROWS).astype(str).to_dict("records")
-    return int(lacking.sum()), sample
+
+@dataclass(frozen=True)
+class Measure:
+    name: str
+    description: str
+    measure: Callable[[Lake, Feed, PartitionVersion], Verdict]
+    blocking: bool = False
+
+
+FEED_CHECKS: dict[str, tuple[str, Callable[[Lake, Feed, PartitionVersion], Verdict]]] = {
+    "fx_rate_available": ("Billing lines with no exchange rate on or before their billing date (they stay in the "
+                          "warehouse with a null USD value).", fx_rate_available),
+}
+
+
+def measures(feed: Feed) -> list[Measure]:
+    """Every check of a validated partition of `feed`: the common ones, its references, its own."""
+    out = [
+        Measure("quarantine_by_rule", f"Rows quarantined per pandera rule, with a sample: WARN up to "
+                                      f"{feed.quarantine_warn_pct}% of the delivery, ERROR above.", quarantine_by_rule),
+        Measure("row_conservation", "Rows in each delivery = rows validated + rows quarantined; nothing lost.",
+                row_conservation, blocking=True),
+        Measure("no_pii_in_clear", "No value of the validated dataset looks like an email address or a phone "
+                                   "number.", no_pii_in_clear),
+        Measure("schema_drift", "Columns the contract does not name: kept in raw, left out of validated.",
+                schema_drift),
+    ]
+    for ref in feed.references:
+        target = FEEDS[ref.target_feed]
+        out.append(Measure(ref.check_name, f"{feed.name}.{ref.column} values not in the latest {target.name} "
+                                           f"({ref.target_column}): a warning, never a row rejection.",
+                           references(ref)))
+    for name in feed.checks:
+        description, measure = FEED_CHECKS[name]
+        out.append(Measure(name, description, measure))
+    return out
+
+
+def rule_pattern(rule: str) -> str:
+    """A regex that finds `rule` among `;`-joined reasons."""
+    return f"(^|;){re.escape(rule)}(;|$)"

@@ -24,6 +24,7 @@ import pyarrow.csv as pcsv
 
 from fe_platform.lib.feeds import Feed
 from fe_platform.lib.lake import Lake
+from fe_platform.lib.rules import RECORD_TEXT
 
 NULL_LITERALS = ["", "NULL", "null", "N/A"]
 # The CSV reader parses 1 MiB blocks and reads a few ahead (that readahead is what bounds memory);
@@ -59,8 +60,56 @@ class Delivery:
         wanted = self.feed.source_columns
         if self._rows is not None:
             yield from self._row_chunks(wanted)
+        elif self.feed.format == "jsonl":
+            yield from self._jsonl_chunks(wanted)
         else:
             yield from self._csv_chunks(wanted)
+
+    def _jsonl_chunks(self, wanted: list[str]) -> Iterator[pa.Table]:
+        """One row per non-blank line. A line that is not a JSON object is a row of nulls with its text in
+        `_record_text` (the rules quarantine it as `record_json`); keys the contract does not name are
+        schema drift."""
+        extra: dict[str, None] = {}
+        columns: dict[str, list] = {name: [] for name in [*wanted, RECORD_TEXT]}
+
+        def table() -> pa.Table:
+            out = _normalize(pa.table({name: pa.array(columns[name], pa.string()) for name in wanted}))
+            out = out.append_column(RECORD_TEXT, pa.array(columns[RECORD_TEXT], pa.string()))
+            for values in columns.values():
+                values.clear()
+            return out
+
+        try:
+            with _open_stream(self) as stream:
+                text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="\n")
+                for line in text:
+                    if not line.strip():
+                        continue
+                    try:
+                        record = json.loads(line)
+                    except json.JSONDecodeError:
+                        record = None
+                    if not isinstance(record, dict):
+                        for name in wanted:
+                            columns[name].append(None)
+                        columns[RECORD_TEXT].append(line.rstrip("\r\n"))
+                    else:
+                        fields = {str(k).strip().lower(): v for k, v in record.items()}
+                        for name in wanted:
+                            columns[name].append(_json_text(fields.get(name)))
+                        columns[RECORD_TEXT].append(None)
+                        extra.update((k, None) for k in fields if k not in columns)
+                    if len(columns[RECORD_TEXT]) >= CHUNK_ROWS:
+                        yield table()
+        except UnicodeDecodeError as exc:
+            raise UnreadableFile(self.key, f"bytes that are not valid UTF-8 ({exc.reason})") from exc
+        except (pa.ArrowInvalid, OSError, EOFError) as exc:
+            if not _is_format_error(exc):
+                raise
+            raise UnreadableFile(self.key, _arrow_problem(exc)) from exc
+        if columns[RECORD_TEXT]:
+            yield table()
+        self.extra_columns[:] = sorted(extra)
 
     def _row_chunks(self, wanted: list[str]) -> Iterator[pa.Table]:
         position = {name: self.header.index(raw) for raw, name in self.mapping.items()}
@@ -192,7 +241,8 @@ def _map_header(feed: Feed, key: str, header: list[str]) -> tuple[dict[str, str]
     return mapping, extra
 
 
-def _peek_header(delivery_key: str, feed: Feed, lake: Lake) -> list[str]:
+def _peek_text(delivery_key: str, lake: Lake) -> str:
+    """The first bytes of the file as text: it is unreadable when empty, not gzip (.gz) or not UTF-8."""
     try:
         with lake.open(delivery_key) as f:
             stream = pa.CompressedInputStream(f, "gzip") if delivery_key.endswith(".gz") else f
@@ -209,10 +259,26 @@ def _peek_header(delivery_key: str, feed: Feed, lake: Lake) -> list[str]:
     except UnicodeDecodeError as exc:
         raise UnreadableFile(delivery_key, f"bytes that are not valid UTF-8 ({exc.reason} at byte "
                                            f"{exc.start})") from exc
+    return text
+
+
+def _peek_header(delivery_key: str, feed: Feed, lake: Lake) -> list[str]:
+    text = _peek_text(delivery_key, lake)
     first = next(csv.reader(io.StringIO(text), delimiter=feed.delimiter), None)
     if not first or not any(v.strip() for v in first):
         raise UnreadableFile(delivery_key, "no header row")
     return first
+
+
+def _json_text(value) -> str | None:
+    """A JSON value as the text the rules read: numbers as written, booleans as true/false."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    return json.dumps(value)
 
 
 def _cell(value) -> str | None:
@@ -284,6 +350,9 @@ def open_delivery(feed: Feed, lake: Lake, key: str) -> Delivery:
                                   f"{feed.file_pattern!r}")
     if feed.format == "fx_json":
         return _read_fx_json(feed, lake, key)
+    if feed.format == "jsonl":
+        _peek_text(key, lake)
+        return Delivery(feed, lake, key, feed.source_columns, {c: c for c in feed.source_columns})
     if feed.format == "xlsx_or_csv" and filename.endswith(".xlsx"):
         return _read_xlsx(feed, lake, key)
     header = _peek_header(key, feed, lake)

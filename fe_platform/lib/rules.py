@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 import numpy as np
 import pandas as pd
@@ -38,12 +38,17 @@ RESTATEMENT_WEEKS = 12
 
 @dataclass(frozen=True)
 class RuleContext:
-    """What a rule may know beyond the row: the file's data date and reference data."""
+    """What a rule may know beyond the row: the file's data date (and the instant its data ends), the
+    reference data its lookups found (rule name -> known values) and the keys repeated in the file."""
 
     data_date: date
-    known_currencies: frozenset[str] = frozenset()
-    known_brand_codes: frozenset[str] = frozenset()
+    data_time: datetime | None = None  # default: the end of the data date
+    lookups: dict[str, frozenset[str]] = field(default_factory=dict)
     duplicate_key_hashes: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.uint64))
+
+    @property
+    def data_end(self) -> datetime:
+        return self.data_time or datetime.combine(self.data_date, time.max, UTC)
 
 
 # --- value parsing shared by the rules -------------------------------------------------------------
@@ -205,9 +210,36 @@ def _products_known(known: frozenset[str]) -> Callable[[pd.Series], pd.Series]:
     return lambda s: _products(s).map(lambda codes: all(c in known for c in codes if c))
 
 
-def _not_future(data_date: date) -> Callable[[pd.Series], pd.Series]:
-    limit = pd.Timestamp(data_date)
-    return lambda s: as_date(s).isna() | (as_date(s) <= limit)
+def _not_future(ctx: RuleContext) -> Callable[[pd.Series], pd.Series]:
+    """A date is not after the data date; an instant not after the moment the file's data ends."""
+    day, end = pd.Timestamp(ctx.data_date), pd.Timestamp(ctx.data_end.astimezone(UTC).replace(tzinfo=None))
+
+    def check(s: pd.Series) -> pd.Series:
+        when = as_timestamp(s)
+        return (as_date(s).isna() | (as_date(s) <= day)) & (when.isna() | (when <= end))
+    return check
+
+
+def updated_after_dispense(df: pd.DataFrame) -> pd.Series:
+    updated, dispensed = as_date(df["updated_at"]), as_date(df["dispense_date"])
+    return updated.isna() | dispensed.isna() | (updated >= dispensed)
+
+
+ACTIONS_BY_CHANNEL = {
+    "EMAIL": {"SENT", "DELIVERED", "OPENED", "CLICKED"},
+    "PORTAL": {"VISITED", "DOWNLOADED", "CLICKED"},
+    "WEBINAR": {"VISITED"},
+}
+
+
+def action_fits_channel(df: pd.DataFrame) -> pd.Series:
+    fits = [channel not in ACTIONS_BY_CHANNEL or action in ACTIONS_BY_CHANNEL[channel]
+            for channel, action in zip(df["channel"], df["action"], strict=True)]
+    return pd.Series(fits, index=df.index) | df["action"].isna() | df["channel"].isna()
+
+
+def hcp_identified(df: pd.DataFrame) -> pd.Series:
+    return df["npi"].notna() | df["account_id"].notna()
 
 
 def _week_ending_friday(s: pd.Series) -> pd.Series:
@@ -220,8 +252,8 @@ def _week_in_window(data_date: date) -> Callable[[pd.Series], pd.Series]:
     return lambda s: as_date(s).isna() | (as_date(s) >= oldest)
 
 
-def _currency_code(known: frozenset[str]) -> Callable[[pd.Series], pd.Series]:
-    allowed = sorted(known | {"EUR"})
+def _known(known: frozenset[str]) -> Callable[[pd.Series], pd.Series]:
+    allowed = sorted(known)
     return lambda s: s.isin(allowed)
 
 
@@ -231,17 +263,21 @@ def _named_rules(ctx: RuleContext) -> dict[str, tuple[str, Callable]]:
         "npi_check_digit": ("column", npi_check_digit),
         "ndc11_format": ("column", lambda s: s.str.fullmatch(r"\d{11}", na=False)),
         "sfdc_id_format": ("column", sfdc_id_format),
-        "not_future": ("column", _not_future(ctx.data_date)),
+        "not_future": ("column", _not_future(ctx)),
         "week_ending_friday": ("column", _week_ending_friday),
         "week_in_window": ("column", _week_in_window(ctx.data_date)),
-        "currency_code": ("column", _currency_code(ctx.known_currencies)),
+        "currency_code": ("column", _known(ctx.lookups.get("currency_code", frozenset()))),
         "products_detailed_format": ("column", products_detailed_format),
-        "products_detailed_allowed": ("column", _products_known(ctx.known_brand_codes)),
+        "products_detailed_allowed": ("column", _products_known(ctx.lookups.get("products_detailed_allowed",
+                                                                                  frozenset()))),
         "trx_ge_nrx": ("frame", _le("nrx", "trx")),
         "nbrx_le_nrx": ("frame", _le("nbrx", "nrx")),
         "nqty_le_tqty": ("frame", _le("nqty", "tqty")),
         "sign_by_billing_type": ("frame", sign_by_billing_type),
         "submitted_not_after_modified": ("frame", submitted_not_after_modified),
+        "updated_after_dispense": ("frame", updated_after_dispense),
+        "action_fits_channel": ("frame", action_fits_channel),
+        "hcp_identified": ("frame", hcp_identified),
     }
 
 
@@ -270,12 +306,17 @@ def _value_rules(column: Column, named: dict) -> dict[str, Callable[[pd.Series],
     if column.allowed:
         allowed = list(column.allowed)
         rules[f"{name}_allowed"] = lambda s: s.isin(allowed)
-    if column.min_value is not None:
-        low = column.min_value
-        if column.min_exclusive:
-            rules[f"{name}_range"] = lambda s: ~(as_number(s) <= low)
-        else:
-            rules[f"{name}_range"] = lambda s: ~(as_number(s) < low)
+    if column.min_value is not None or column.max_value is not None:
+        low, high = column.min_value, column.max_value
+
+        def in_range(s: pd.Series) -> pd.Series:
+            value, ok = as_number(s), pd.Series(True, index=s.index)
+            if low is not None:
+                ok &= ~(value <= low) if column.min_exclusive else ~(value < low)
+            if high is not None:
+                ok &= ~(value > high)
+            return ok
+        rules[f"{name}_range"] = in_range
     for rule in column.rules:
         level, fn = named[rule]
         if level == "column":
@@ -306,11 +347,32 @@ def build_schema(feed: Feed, ctx: RuleContext) -> pa.DataFrameSchema:
         for c in feed.columns for rule in c.rules if named[rule][0] == "frame"
     ]
     if feed.key:
-        dupes = ctx.duplicate_key_hashes
-        key = feed.key
-        frame_checks.append(pa.Check(
-            lambda df: pd.Series(~np.isin(key_hashes(df, key), dupes), index=df.index), name=feed.key_rule))
+        frame_checks.append(pa.Check(_repeated_key_rule(feed, ctx.duplicate_key_hashes), name=feed.key_rule))
+    if feed.quarantines_records:
+        frame_checks.append(pa.Check(lambda df: df[RECORD_TEXT].isna(), name=RECORD_RULE))
     return pa.DataFrameSchema(columns, checks=frame_checks, strict=False, name=feed.name)
+
+
+RECORD_TEXT = "_record_text"  # a JSON line that is not an object, as read (hashed before it is written)
+RECORD_RULE = "record_json"
+
+
+def _repeated_key_rule(feed: Feed, repeated: np.ndarray) -> Callable[[pd.DataFrame], pd.Series]:
+    """`duplicate_key`: a row whose key occurs more than once in the file. Feeds that keep the first
+    occurrence (`repeated_keys="later"`) pass it; the chunks of a file are checked in file order, so the
+    first occurrence is the first one this check sees."""
+    seen: set[int] = set()
+
+    def check(df: pd.DataFrame) -> pd.Series:
+        hashes = key_hashes(df, feed.key)
+        repeats = np.isin(hashes, repeated)
+        if feed.repeated_keys == "later" and repeats.any():
+            rows = np.flatnonzero(repeats)
+            first = ~pd.Series(hashes[rows]).duplicated().to_numpy() & ~np.isin(hashes[rows], list(seen))
+            repeats[rows[first]] = False
+            seen.update(int(h) for h in hashes[rows[first]])
+        return pd.Series(~repeats, index=df.index)
+    return check
 
 
 def rule_names(feed: Feed) -> list[str]:

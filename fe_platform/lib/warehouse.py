@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager, ExitStack
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -28,9 +29,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from fe_platform.lib.feeds import FEEDS
+from fe_platform.lib.locks import file_lock
 
 LAKE_SCHEMA = "lake"
 DELIVERIES_TABLE = "deliveries"
+VERSIONS_TABLE = "partition_versions"  # which version of each validated partition `lake.<feed>` holds
 COPY_BATCH_ROWS = 50_000
 
 # The delivery log as the warehouse holds it (`deliveries/` zone of the lake).
@@ -47,7 +50,7 @@ DELIVERIES_SCHEMA = pa.schema([
     pa.field("ingested_at", pa.timestamp("us", tz="UTC")),
 ])
 
-ArrowSource = pa.Table | str | Path
+ArrowSource = pa.Table | pa.RecordBatchReader | str | Path
 
 
 class WarehouseError(ValueError):
@@ -126,14 +129,38 @@ def conform(table: pa.Table, schema: pa.Schema, what: str) -> pa.Table:
         raise WarehouseError(f"{what}: columns do not cast to the validated schema: {exc}") from exc
 
 
-def partition_table(feed_name: str, partition: str | date, source: ArrowSource) -> pa.Table:
-    """The partition's rows conformed to the feed's schema; every row must carry that `_data_date`."""
+class ConformedRows:
+    """The partition's rows conformed to the feed's schema, a batch at a time (`reader` streams through);
+    every row must carry that `_data_date`. A refusal met while the warehouse reads is kept in `refusal`,
+    since the warehouse reports it wrapped in its own error."""
+
+    def __init__(self, reader_of):
+        self.refusal: WarehouseError | None = None
+        self.reader = reader_of(self)
+
+
+def partition_rows(feed_name: str, partition: str | date, source: ArrowSource) -> ConformedRows:
     day = parse_partition(partition)
-    table = conform(read_arrow(source), source_schema(feed_name), f"{feed_name} {day}")
-    data_dates = set(table.column("_data_date").unique().to_pylist())
-    if data_dates - {day}:
-        raise WarehouseError(f"{feed_name} {day}: rows of other data dates {sorted(data_dates - {day})}")
-    return table
+    schema = source_schema(feed_name)
+    what = f"{feed_name} {day}"
+    if isinstance(source, pa.RecordBatchReader):
+        batches = iter(source)
+    else:
+        batches = iter(read_arrow(source).to_batches())
+
+    def conformed(rows: ConformedRows):
+        for batch in batches:
+            try:
+                batch = conform(pa.Table.from_batches([batch]), schema, what)
+                data_dates = set(batch.column("_data_date").unique().to_pylist())
+                if data_dates - {day}:
+                    raise WarehouseError(f"{what}: rows of other data dates {sorted(data_dates - {day})}")
+            except WarehouseError as exc:
+                rows.refusal = exc
+                raise
+            yield from batch.to_batches()
+
+    return ConformedRows(lambda rows: pa.RecordBatchReader.from_batches(schema, conformed(rows)))
 
 
 class Warehouse:
@@ -164,10 +191,29 @@ class Warehouse:
     def ensure_all_sources(self) -> None:
         for name in [*FEEDS, DELIVERIES_TABLE]:
             self.ensure_source(name)
+        self.run_sql(f"create table if not exists {qualified(LAKE_SCHEMA, VERSIONS_TABLE)} "
+                     f"(feed varchar(64), partition_date date, version varchar(64))")
 
-    def load_partition(self, feed_name: str, partition: str | date, source: ArrowSource) -> int:
-        """Replace partition `partition` of `lake.<feed_name>` by `source`'s rows; the row count."""
+    def load_partition(self, feed_name: str, partition: str | date, source: ArrowSource,
+                       version: str | None = None) -> int:
+        """Replace partition `partition` of `lake.<feed_name>` by `source`'s rows, and note that it now holds
+        `version` of the validated partition, in one transaction; the row count."""
         raise NotImplementedError
+
+    def loaded_versions(self, feed_name: str) -> dict[str, str]:
+        """Partition (YYYY-MM-DD) -> the validated version `lake.<feed_name>` holds."""
+        self.ensure_all_sources()
+        rows = self.query(f"select partition_date, version from {qualified(LAKE_SCHEMA, VERSIONS_TABLE)} "
+                          f"where feed = {self.placeholder}", [feed_name])
+        return {d.isoformat(): v for d, v in rows}
+
+    def _version_statements(self, feed_name: str, day: date, version: str | None) -> list[tuple[str, list]]:
+        if version is None:
+            return []
+        table, p = qualified(LAKE_SCHEMA, VERSIONS_TABLE), self.placeholder
+        return [(f"delete from {table} where feed = {p} and partition_date = {p}", [feed_name, day]),
+                (f"insert into {table} (feed, partition_date, version) values ({p}, {p}, {p})",
+                 [feed_name, day, version])]
 
     def load_deliveries(self, source: ArrowSource) -> int:
         """Replace `lake.deliveries` by the whole delivery log (it is small and append-only)."""
@@ -198,14 +244,21 @@ class DuckDBWarehouse(Warehouse):
     """An embedded DuckDB file; `lake.<feed>` are tables loaded from Arrow."""
 
     dialect = "duckdb"
+    placeholder = "?"
 
-    def __init__(self, path: str | Path, read_only: bool = False):
+    def __init__(self, path: str | Path, read_only: bool = False, wait_seconds: float = 600):
         import duckdb
 
         self.path = Path(path)
         if not read_only:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.connection = duckdb.connect(str(self.path), read_only=read_only)
+        self._lock = ExitStack()
+        self._lock.enter_context(duckdb_lock(self.path, wait_seconds))
+        try:
+            self.connection = duckdb.connect(str(self.path), read_only=read_only)
+        except BaseException:
+            self._lock.close()
+            raise
 
     def run_sql(self, sql: str, params: Sequence[Any] | None = None) -> None:
         self.connection.execute(sql, params or [])
@@ -214,34 +267,48 @@ class DuckDBWarehouse(Warehouse):
         return self.connection.execute(sql, params or []).fetchall()
 
     def close(self) -> None:
-        self.connection.close()
+        try:
+            self.connection.close()
+        finally:
+            self._lock.close()
 
     def read_table(self, schema: str, table: str) -> pa.Table:
         return self.connection.sql(f"select * from {qualified(schema, table)}").to_arrow_table()
 
-    def _replace(self, table_name: str, rows: pa.Table, where: str, params: list) -> int:
+    def _replace(self, table_name: str, rows: pa.Table | pa.RecordBatchReader, where: str, params: list,
+                 then: Sequence[tuple[str, list]] = ()) -> int:
         target = qualified(LAKE_SCHEMA, table_name)
-        columns = ", ".join(quote_ident(n) for n in rows.column_names)
+        columns = ", ".join(quote_ident(n) for n in rows.schema.names)
         view = "_fe_incoming"
         self.connection.register(view, rows)
         try:
             self.connection.execute("begin transaction")
             try:
                 self.connection.execute(f"delete from {target} where {where}", params)
-                self.connection.execute(
-                    f"insert into {target} ({columns}) select {columns} from {quote_ident(view)}")
+                inserted = self.connection.execute(
+                    f"insert into {target} ({columns}) select {columns} from {quote_ident(view)}").fetchone()[0]
+                for sql, values in then:
+                    self.connection.execute(sql, values)
                 self.connection.execute("commit")
             except Exception:
                 self.connection.execute("rollback")
                 raise
         finally:
             self.connection.unregister(view)
-        return rows.num_rows
+        return inserted
 
-    def load_partition(self, feed_name: str, partition: str | date, source: ArrowSource) -> int:
-        rows = partition_table(feed_name, partition, source)
-        self.ensure_source(feed_name)
-        return self._replace(feed_name, rows, f"{quote_ident('_data_date')} = ?", [parse_partition(partition)])
+    def load_partition(self, feed_name: str, partition: str | date, source: ArrowSource,
+                       version: str | None = None) -> int:
+        rows = partition_rows(feed_name, partition, source)
+        self.ensure_all_sources()
+        day = parse_partition(partition)
+        try:
+            return self._replace(feed_name, rows.reader, f"{quote_ident('_data_date')} = ?", [day],
+                                 self._version_statements(feed_name, day, version))
+        except Exception:
+            if rows.refusal:
+                raise rows.refusal from None
+            raise
 
     def load_deliveries(self, source: ArrowSource) -> int:
         rows = conform(read_arrow(source), DELIVERIES_SCHEMA, "delivery log")
@@ -249,16 +316,20 @@ class DuckDBWarehouse(Warehouse):
         return self._replace(DELIVERIES_TABLE, rows, "true", [])
 
 
-def _arrow_rows(table: pa.Table, batch_rows: int) -> Iterable[tuple]:
-    """Rows of `table` as Python tuples, one record batch at a time (bounded memory)."""
-    for batch in table.to_batches(max_chunksize=batch_rows):
-        yield from zip(*(column.to_pylist() for column in batch.columns), strict=True)
+def _arrow_rows(rows: pa.Table | pa.RecordBatchReader, batch_rows: int) -> Iterable[tuple]:
+    """Rows as Python tuples, one record batch at a time (bounded memory)."""
+    batches = rows if isinstance(rows, pa.RecordBatchReader) else rows.to_batches(max_chunksize=batch_rows)
+    for batch in batches:
+        for start in range(0, batch.num_rows, batch_rows):
+            part = batch.slice(start, batch_rows)
+            yield from zip(*(column.to_pylist() for column in part.columns), strict=True)
 
 
 class PostgresWarehouse(Warehouse):
     """A PostgreSQL server (psycopg 3); partitions are streamed in with COPY FROM STDIN."""
 
     dialect = "postgres"
+    placeholder = "%s"
 
     def __init__(self, conninfo: str | dict, batch_rows: int = COPY_BATCH_ROWS):
         import psycopg
@@ -281,9 +352,11 @@ class PostgresWarehouse(Warehouse):
     def close(self) -> None:
         self.connection.close()
 
-    def _replace(self, table_name: str, rows: pa.Table, where: str, params: list) -> int:
+    def _replace(self, table_name: str, rows: pa.Table | pa.RecordBatchReader, where: str, params: list,
+                 then: Sequence[tuple[str, list]] = ()) -> int:
         target = qualified(LAKE_SCHEMA, table_name)
-        columns = ", ".join(quote_ident(n) for n in rows.column_names)
+        columns = ", ".join(quote_ident(n) for n in rows.schema.names)
+        inserted = 0
         with self.connection.transaction(), self.connection.cursor() as cur:
             # Two loads of one table serialize, so neither sees the other's rows half-replaced.
             cur.execute("select pg_advisory_xact_lock(hashtext(%s))", [f"{LAKE_SCHEMA}.{table_name}"])
@@ -291,12 +364,18 @@ class PostgresWarehouse(Warehouse):
             with cur.copy(f"copy {target} ({columns}) from stdin") as copy:
                 for row in _arrow_rows(rows, self.batch_rows):
                     copy.write_row(row)
-        return rows.num_rows
+                    inserted += 1
+            for sql, values in then:
+                cur.execute(sql, values)
+        return inserted
 
-    def load_partition(self, feed_name: str, partition: str | date, source: ArrowSource) -> int:
-        rows = partition_table(feed_name, partition, source)
-        self.ensure_source(feed_name)
-        return self._replace(feed_name, rows, f"{quote_ident('_data_date')} = %s", [parse_partition(partition)])
+    def load_partition(self, feed_name: str, partition: str | date, source: ArrowSource,
+                       version: str | None = None) -> int:
+        rows = partition_rows(feed_name, partition, source)
+        self.ensure_all_sources()
+        day = parse_partition(partition)
+        return self._replace(feed_name, rows.reader, f"{quote_ident('_data_date')} = %s", [day],
+                             self._version_statements(feed_name, day, version))
 
     def load_deliveries(self, source: ArrowSource) -> int:
         rows = conform(read_arrow(source), DELIVERIES_SCHEMA, "delivery log")
@@ -327,11 +406,11 @@ def sql_literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def validated_partition_uri(lake_root: str, feed_name: str, partition: str | date) -> str:
-    """The S3 prefix of a validated partition: `<root>/validated/<feed>/<YYYY-MM-DD>/`."""
-    day = parse_partition(partition)
-    source_schema(feed_name)
-    return checked_s3_uri(f"{lake_root.rstrip('/')}/validated/{feed_name}/{day.isoformat()}/")
+def duckdb_lock(path: Path, wait_seconds: float = 600) -> AbstractContextManager:
+    """One writer of a DuckDB file at a time across processes: the others wait (DuckDB itself would fail
+    them at once)."""
+    path = Path(path)
+    return file_lock(path.with_name(path.name + ".lock"), f"the DuckDB warehouse {path}", wait_seconds)
 
 
 def redshift_partition_load_sql(feed_name: str, partition: str | date, s3_uri: str,
@@ -380,6 +459,7 @@ class RedshiftWarehouse(Warehouse):
     """
 
     dialect = "redshift"
+    placeholder = "%s"
 
     def __init__(self, conn_factory: Callable[[], Any], iam_role: str, lake_root: str):
         self.iam_role = checked_iam_role(iam_role)
@@ -415,10 +495,15 @@ class RedshiftWarehouse(Warehouse):
         finally:
             cur.close()
 
-    def load_partition(self, feed_name: str, partition: str | date, source: ArrowSource | None = None) -> int:
-        uri = str(source) if source is not None else validated_partition_uri(self.lake_root, feed_name, partition)
-        self.ensure_source(feed_name)
-        self.run_transaction(redshift_partition_load_sql(feed_name, partition, uri, self.iam_role))
+    def load_partition(self, feed_name: str, partition: str | date, source: ArrowSource | None = None,
+                       version: str | None = None) -> int:
+        """`source` is the S3 folder of the partition version's validated parts (COPY reads every file in it)."""
+        uri = checked_s3_uri(str(source))
+        self.ensure_all_sources()
+        day = parse_partition(partition)
+        statements = redshift_partition_load_sql(feed_name, partition, uri, self.iam_role)
+        statements += [(sql, tuple(values)) for sql, values in self._version_statements(feed_name, day, version)]
+        self.run_transaction(statements)
         table = qualified(LAKE_SCHEMA, feed_name)
         return self.query(f"select count(*) from {table} where {quote_ident('_data_date')} = %s",
                           [parse_partition(partition)])[0][0]
@@ -430,16 +515,35 @@ class RedshiftWarehouse(Warehouse):
         return self.query(f"select count(*) from {qualified(LAKE_SCHEMA, DELIVERIES_TABLE)}")[0][0]
 
 
-def warehouse_from_settings(s) -> Warehouse:
-    """The loader of the configured warehouse target (`fe_platform.settings.Settings`)."""
-    if s.warehouse_target == "duckdb":
-        return DuckDBWarehouse(s.duckdb_path)
-    if s.warehouse_target == "postgres":
-        return PostgresWarehouse(s.postgres.conninfo())
-    import redshift_connector
+class WarehouseTarget:
+    """Where the warehouse is, and how to connect to it: built once from the settings, connected per use."""
 
-    rs = s.redshift
-    return RedshiftWarehouse(
-        lambda: redshift_connector.connect(host=rs.host, port=rs.port, database=rs.database,
-                                           user=rs.user, password=rs.password),
-        rs.iam_role_arn, s.lake_root)
+    def __init__(self, target: str, duckdb_path: Path | None = None, postgres: dict | None = None,
+                 redshift: dict | None = None, lake_root: str | None = None):
+        self.target = target
+        self.duckdb_path = Path(duckdb_path) if duckdb_path else None
+        self._postgres = postgres  # psycopg conninfo (holds the password: never shown)
+        self._redshift = redshift  # host, port, database, user, password, iam_role_arn
+        self.lake_root = lake_root
+
+    def __repr__(self) -> str:
+        return f"WarehouseTarget({self.target})"
+
+    def connect(self) -> Warehouse:
+        if self.target == "duckdb":
+            return DuckDBWarehouse(self.duckdb_path)
+        if self.target == "postgres":
+            return PostgresWarehouse(self._postgres)
+        import redshift_connector
+
+        rs = dict(self._redshift)
+        role = rs.pop("iam_role_arn")
+        return RedshiftWarehouse(lambda: redshift_connector.connect(**rs), role, self.lake_root)
+
+    def writer_lock(self) -> AbstractContextManager:
+        """Held while a process other than ours (dbt) writes: DuckDB has one writer at a time."""
+        if self.target == "duckdb":
+            return duckdb_lock(self.duckdb_path)
+        from contextlib import nullcontext
+
+        return nullcontext()

@@ -19,8 +19,8 @@ from fe_platform.lib.dashboards.data import quality_status
 from fe_platform.lib.dashboards.declarations import DASHBOARDS, Dashboard
 from fe_platform.lib.dashboards.extract import write_extract
 from fe_platform.lib.dashboards.preview import render_index, render_preview
-from fe_platform.lib.lake import lake_from_settings
-from fe_platform.lib.warehouse import warehouse_from_settings
+from fe_platform.lib.lake import Lake
+from fe_platform.lib.warehouse import WarehouseTarget
 from fe_platform.settings import Settings
 
 QUALITY_TABLE = "rpt_data_quality"
@@ -54,13 +54,13 @@ def dashboard_asset(dashboard: Dashboard, settings: Settings) -> dg.AssetsDefini
         kinds={"tableau", "hyper"},
         metadata={"reporting_tables": list(dashboard.tables), "charts": [c.title for c in dashboard.charts]},
     )
-    def _dashboard(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
-        with warehouse_from_settings(settings) as warehouse:
+    def _dashboard(context: dg.AssetExecutionContext, lake: dg.ResourceParam[Lake],
+                   warehouse: dg.ResourceParam[WarehouseTarget]) -> dg.MaterializeResult:
+        with warehouse.connect() as wh:
             names = sorted({*dashboard.tables, QUALITY_TABLE})
-            tables = {name: warehouse.read_table("reporting", name) for name in names}
+            tables = {name: wh.read_table("reporting", name) for name in names}
         status = quality_status(tables[QUALITY_TABLE])
         refreshed_at = datetime.now(UTC)
-        lake = lake_from_settings(settings)
         mine = {name: tables[name] for name in dashboard.tables}
         with tempfile.TemporaryDirectory() as tmp:
             local = Path(tmp, f"{dashboard.slug}.hyper")

@@ -9,8 +9,8 @@ from datetime import UTC, date, datetime
 
 import dagster as dg
 
+from fe_platform.defs.resources import lake_from_settings
 from fe_platform.lib.fx_api import FxApiError, pull_fx_rates
-from fe_platform.lib.lake import lake_from_settings
 from fe_platform.settings import Settings
 
 FX_PULL_CRON = "0 6 * * *"  # 06:00 UTC daily

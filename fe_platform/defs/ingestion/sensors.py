@@ -1,93 +1,87 @@
-"""One sensor per feed: new landing files become ingestion runs, one per delivery.
+"""One sensor per feed: new deliveries in landing become ingestion runs, one per bounded batch.
 
-The cursor is the last landing key seen, and a tick lists only the keys after it
-(`StartAfter` on S3), never the whole prefix. Files are named by data date, so new
-deliveries sort after old ones; a late file with an older date sorts before the cursor
-and is picked up by `fe-platform run` (which compares the folder with the delivery log)
-or by a backfill of its partition. Run keys are the landing keys, so a repeated tick
-starts nothing twice. A file whose name gives no partition is rejected here, since no
-run could be filed under it.
+A tick plans with the delivery log (`lib/planning.py`): a landing file the log holds with the same
+fingerprint (size and ETag or mtime) is not new, whoever ingested it (`fe-platform run` or an earlier
+run); the same name with other bytes is. The feed's new deliveries go into runs of at most
+FE_BATCH_MAX_DELIVERIES files and FE_BATCH_MAX_BYTES, each spanning the partitions of its files; the
+instance runs one run per feed at a time (in order) and feeds side by side. While a run of the feed is
+queued or in progress the tick starts nothing: that run's deliveries are not in the log yet, and a run
+that fails leaves its deliveries out of the log, so the next tick asks for them again. A landing entry no
+run can take (a name that gives no partition, a symbolic link) is rejected by the tick itself.
 """
 
-
-from dataclasses import dataclass, field
-
 import dagster as dg
+from dagster._core.storage.dagster_run import NOT_FINISHED_STATUSES, RunsFilter
 
-from fe_platform.defs.ingestion.assets import LANDING_KEY_TAG, raw_key, validated_key
-from fe_platform.defs.partitions import partitions_for
+from fe_platform.defs.ingestion.assets import raw_key, validated_key
+from fe_platform.defs.resources import Ingestion
+from fe_platform.lib.delivery_log import DeliveryRecord, LogIndex
 from fe_platform.lib.feeds import FEEDS, Feed
-from fe_platform.lib.ingestion import DeliveryRecord, landing_files, read_delivery_log, reject_unpartitionable
-from fe_platform.lib.lake import Lake, lake_from_settings
-from fe_platform.settings import Settings
+from fe_platform.lib.lake import Lake
+from fe_platform.lib.planning import Batch, batches, plan_landing, utc_today
 
 FEED_TAG = "fe_platform/feed"  # on every ingestion run; dagster.yaml runs one at a time per feed
+RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
 
 
-@dataclass
-class LandingPlan:
-    """What to do with the landing files of one feed."""
-
-    runs: list[tuple[str, str]] = field(default_factory=list)  # (landing key, partition)
-    rejected: list[DeliveryRecord] = field(default_factory=list)
-    last_key: str | None = None  # the last key that became a run: the sensor's next cursor
-
-
-def plan_landing(lake: Lake, feed: Feed, start_after: str | None = None, skip_known: bool = False) -> LandingPlan:
-    """The runs new landing files need. `skip_known` leaves out files the delivery log already has."""
-    partitions = partitions_for(feed)
-    known = {r.landing_key for r in read_delivery_log(lake, feed.name)} if skip_known else set()
-    plan = LandingPlan()
-    for key in landing_files(lake, feed, start_after=start_after):
-        if key in known:
-            continue
-        data_date = feed.match(key.rsplit("/", 1)[-1])
-        if data_date is None:
-            plan.rejected.append(reject_unpartitionable(
-                lake, key, f"the file name does not match the {feed.name} pattern {feed.file_pattern!r}"))
-        elif not partitions.has_partition_key(data_date.isoformat()):
-            plan.rejected.append(reject_unpartitionable(
-                lake, key, f"data date {data_date} is not a {feed.partitioning} partition of {feed.name} "
-                           f"(a future date, before {partitions.start:%Y-%m-%d}, or not a Friday for a weekly feed)"))
-        else:
-            plan.runs.append((key, data_date.isoformat()))
-            # Only a key that became a run moves the cursor: a rejected key (a typo'd far-future date, say)
-            # must not hide the real deliveries that sort before it.
-            plan.last_key = key
-    return plan
+def ingestion_job_name(feed: Feed) -> str:
+    return f"ingest_{feed.name}_job"
 
 
 def ingestion_job(feed: Feed):
     return dg.define_asset_job(
-        f"ingest_{feed.name}_job",
+        ingestion_job_name(feed),
         tags={FEED_TAG: feed.name},
         selection=dg.AssetSelection.assets(raw_key(feed), validated_key(feed)),
-        description=f"Ingest one {feed.name} delivery: raw copy, validation, quarantine, checks.",
+        description=f"Ingest a batch of {feed.name} deliveries: raw copies, validation, quarantine, checks.",
     )
 
 
-def run_request(key: str, partition: str) -> dg.RunRequest:
-    return dg.RunRequest(run_key=key, partition_key=partition, tags={LANDING_KEY_TAG: key})
+def run_request(batch: Batch) -> dg.RunRequest:
+    partitions = batch.partitions
+    return dg.RunRequest(
+        run_key=batch.run_key,
+        job_name=ingestion_job_name(batch.feed),
+        run_config={"ops": {f"ingest_{batch.feed.name}": {"config": {
+            "landing_keys": [o.key for o in batch.deliveries]}}}},
+        tags={FEED_TAG: batch.feed.name, RANGE_START: partitions[0], RANGE_END: partitions[-1]},
+    )
 
 
-def landing_sensor(feed: Feed, job, settings: Settings) -> dg.SensorDefinition:
+def plan_ingestion(lake: Lake, feed: Feed, ingestion: Ingestion) -> tuple[list[Batch], list[DeliveryRecord]]:
+    """The feed's new deliveries in batches, after rejecting what no run can take (the one write here)."""
+    from fe_platform.lib.ingestion import reject
+
+    plan = plan_landing(lake, feed, LogIndex.of(lake, feed.name), utc_today())
+    rejected = [reject(lake, feed, obj, problem) for obj, problem in plan.to_reject]
+    return batches(plan, ingestion.max_deliveries, ingestion.max_bytes), rejected
+
+
+def feed_is_busy(instance: dg.DagsterInstance, feed: Feed) -> bool:
+    return bool(instance.get_run_records(RunsFilter(tags={FEED_TAG: feed.name}, statuses=list(NOT_FINISHED_STATUSES)),
+                                         limit=1))
+
+
+def landing_sensor(feed: Feed, job) -> dg.SensorDefinition:
     @dg.sensor(name=f"{feed.name}_landing_sensor", job=job, minimum_interval_seconds=60,
                default_status=dg.DefaultSensorStatus.RUNNING,
-               description=f"Starts an ingestion run for every new file in landing/{feed.name}/.")
-    def _sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
-        plan = plan_landing(lake_from_settings(settings), feed, start_after=context.cursor)
-        for record in plan.rejected:
+               description=f"Starts ingestion runs for the new deliveries in landing/{feed.name}/.")
+    def _sensor(context: dg.SensorEvaluationContext, lake: dg.ResourceParam[Lake],
+                ingestion: dg.ResourceParam[Ingestion]):
+        if feed_is_busy(context.instance, feed):
+            return dg.SkipReason(f"a {feed.name} run is queued or in progress; its deliveries are not logged yet")
+        runs, rejected = plan_ingestion(lake, feed, ingestion)
+        for record in rejected:
             context.log.warning(f"rejected {record.landing_key}: {record.reason}")
-        return dg.SensorResult(run_requests=[run_request(k, p) for k, p in plan.runs],
-                               cursor=plan.last_key or context.cursor)
+        return [run_request(b) for b in runs] or dg.SkipReason("no new deliveries")
 
     return _sensor
 
 
-def build_ingestion_jobs_and_sensors(settings: Settings) -> tuple[list, list]:
+def build_ingestion_jobs_and_sensors() -> tuple[list, list]:
     jobs, sensors = [], []
     for feed in FEEDS.values():
         job = ingestion_job(feed)
         jobs.append(job)
-        sensors.append(landing_sensor(feed, job, settings))
+        sensors.append(landing_sensor(feed, job))
     return jobs, sensors

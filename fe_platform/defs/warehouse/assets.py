@@ -1,36 +1,35 @@
 """Warehouse assets: the `lake` source tables, then the dbt models.
 
-`warehouse/lake/<feed>` loads validated partitions into the warehouse (DuckDB from Arrow,
-PostgreSQL with COPY, Redshift with COPY from S3). The dbt models are assets whose
-upstreams are those tables, so lineage runs unbroken from landing to reporting; dbt tests
-are their asset checks. The incremental facts are partitioned like their feeds and run as
-one dbt invocation per backfill, with the partition window passed as `--vars`.
+`warehouse/lake/<feed>` loads validated partitions into the warehouse (DuckDB and PostgreSQL stream the
+partition version's Parquet parts in, Redshift COPYs its S3 folder), each partition replaced in one
+transaction with the version it now holds. The dbt models are assets whose upstreams are those tables,
+so lineage runs unbroken from landing to reporting; dbt tests are their asset checks. A refresh is one
+`dbt build` of everything stale: the incremental facts (those whose dbt config names a `delivery_feed`)
+are told, in `--vars`, which delivery partitions of their feed were loaded since they were last built.
 """
 
 import json
-import os
 from collections.abc import Mapping
-from datetime import timedelta
 from typing import Any
 
 import dagster as dg
+from dagster._core.events import DagsterEventType
+from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 
 from fe_platform.defs.ingestion.assets import validated_key
 from fe_platform.defs.operations.freshness import freshness_policy
 from fe_platform.defs.partitions import partitions_for
 from fe_platform.defs.warehouse.automation import ON_UPSTREAM_CHANGE, on_partition_change
-from fe_platform.defs.warehouse.project import dbt_env, dbt_project, prepare_manifest
+from fe_platform.defs.warehouse.project import DbtRun, dbt_project, delivery_facts, prepare_manifest
 from fe_platform.lib.feeds import FEEDS, Feed
-from fe_platform.lib.ingestion import delivery_log_table, zone_key
-from fe_platform.lib.lake import lake_from_settings
-from fe_platform.lib.warehouse import DELIVERIES_SCHEMA, warehouse_from_settings
+from fe_platform.lib.lake import Lake
+from fe_platform.lib.warehouse import WarehouseTarget
+from fe_platform.lib.zones import current_version
 from fe_platform.settings import Settings
 
 DATA_ENGINEERING = ["team:data-engineering", "data-engineering@fe-pharma.example"]
 COMMERCIAL_ANALYTICS = ["team:commercial-analytics", "commercial-analytics@fe-pharma.example"]
-# The incremental facts: the model, the feed whose partitions it follows.
-PARTITIONED_FACTS = {"fct_rx_weekly": "iqvia_rx", "fct_billing_line": "sap_billing"}
 LAYER_GROUPS = {"staging": "warehouse_staging", "intermediate": "warehouse_staging",
                 "marts": "warehouse_marts", "reporting": "warehouse_reporting"}
 
@@ -39,9 +38,31 @@ def lake_table_key(name: str) -> dg.AssetKey:
     return dg.AssetKey(["warehouse", "lake", name])
 
 
+def blocked_partitions(instance: dg.DagsterInstance, feed: Feed, partitions: list[str]) -> dict[str, list[str]]:
+    """Partitions whose latest result of a blocking check of `validated_<feed>` is not a pass -> those checks."""
+    from fe_platform.lib.quality import measures
+
+    keys = [dg.AssetCheckKey(validated_key(feed), m.name) for m in measures(feed) if m.blocking]
+    blocked: dict[str, list[str]] = {}
+    for info in instance.event_log_storage.get_asset_check_partition_info(keys, partition_keys=partitions):
+        if info.latest_execution_status != AssetCheckExecutionRecordStatus.SUCCEEDED:
+            blocked.setdefault(info.partition_key, []).append(info.check_key.name)
+    return blocked
+
+
+def stale_partitions(instance: dg.DagsterInstance, feed: Feed, partitions: list[str]) -> list[str]:
+    """The partitions whose validated version was materialized after the table last loaded them."""
+    latest = instance.event_log_storage.get_latest_storage_id_by_partition
+    validated = latest(validated_key(feed), DagsterEventType.ASSET_MATERIALIZATION, set(partitions))
+    loaded = latest(lake_table_key(feed.name), DagsterEventType.ASSET_MATERIALIZATION, set(partitions))
+    return [p for p in partitions if p in validated and loaded.get(p, -1) < validated[p]]
+
+
 def lake_table_asset(feed: Feed, settings: Settings) -> dg.AssetsDefinition:
+    key = lake_table_key(feed.name)
+
     @dg.asset(
-        key=lake_table_key(feed.name),
+        key=key,
         deps=[validated_key(feed)],
         partitions_def=partitions_for(feed),
         backfill_policy=dg.BackfillPolicy.single_run(),
@@ -49,26 +70,50 @@ def lake_table_asset(feed: Feed, settings: Settings) -> dg.AssetsDefinition:
         group_name="warehouse_lake",
         owners=DATA_ENGINEERING,
         kinds={settings.warehouse_target},
+        output_required=False,
         description=f"`lake.{feed.name}` in the warehouse: every validated partition of {feed.name}; a partition "
-                    f"load replaces that partition's rows in one transaction.",
+                    f"load replaces that partition's rows in one transaction. A partition whose blocking checks "
+                    f"did not pass is not loaded.",
     )
-    def _load(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
-        lake = lake_from_settings(settings)
-        loaded: dict[str, int] = {}
-        with warehouse_from_settings(settings) as warehouse:
-            warehouse.ensure_source(feed.name)
-            for partition in context.partition_keys:
-                key = zone_key("validated", feed.name, partition)
-                if not lake.exists(key):
+    def _load(context: dg.AssetExecutionContext, lake: dg.ResourceParam[Lake],
+              warehouse: dg.ResourceParam[WarehouseTarget]):
+        partitions = context.partition_keys
+        # A run over a range loads what is stale in it; a run of one partition loads it whatever its state.
+        todo = partitions if len(partitions) == 1 else stale_partitions(context.instance, feed, partitions)
+        blocked = blocked_partitions(context.instance, feed, todo)
+        with warehouse.connect() as wh:
+            for partition in todo:
+                version = current_version(lake, feed.name, partition)
+                if version is None:
                     continue  # no accepted delivery for this date
-                source = None if settings.warehouse_target == "redshift" else lake.read_parquet(key)
-                loaded[partition] = warehouse.load_partition(feed.name, partition, source)
-        context.log.info(f"loaded {len(loaded)} of {len(context.partition_keys)} partitions into lake.{feed.name}")
-        return dg.MaterializeResult(metadata={"partitions_loaded": len(loaded),
-                                              "dagster/row_count": sum(loaded.values()),
-                                              "rows_by_partition": loaded})
+                if partition in blocked:
+                    context.log.warning(f"{feed.name} {partition} not loaded: blocking check(s) "
+                                        f"{', '.join(blocked[partition])} did not pass")
+                    continue
+                if wh.dialect == "redshift":
+                    source = lake.uri(version.folder("validated"))
+                else:
+                    source = _parts_reader(lake, feed, version.keys("validated"))
+                rows = wh.load_partition(feed.name, partition, source, version.version)
+                yield dg.AssetMaterialization(key, partition=partition, metadata={
+                    "dagster/row_count": rows, "version": version.version,
+                    "landing_keys": [p.landing_key for p in version.parts]})
+        context.log.info(f"lake.{feed.name}: {len(todo)} of {len(partitions)} partitions stale")
 
     return _load
+
+
+def _parts_reader(lake: Lake, feed: Feed, keys: list[str]):
+    """The rows of a version's Parquet parts as one stream of record batches."""
+    import pyarrow as pa
+
+    schema = feed.validated_schema()
+
+    def batches():
+        for key in keys:
+            yield from lake.parquet_file(key).iter_batches(batch_size=65_536)
+
+    return pa.RecordBatchReader.from_batches(schema, batches())
 
 
 def deliveries_asset(settings: Settings) -> dg.AssetsDefinition:
@@ -81,11 +126,17 @@ def deliveries_asset(settings: Settings) -> dg.AssetsDefinition:
         kinds={settings.warehouse_target},
         description="`lake.deliveries`: the delivery log (loaded, rejected, duplicate) for data-quality reporting.",
     )
-    def _load(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
-        log = delivery_log_table(lake_from_settings(settings))
-        table = log.select(DELIVERIES_SCHEMA.names).cast(DELIVERIES_SCHEMA)
-        with warehouse_from_settings(settings) as warehouse:
-            rows = warehouse.load_deliveries(None if settings.warehouse_target == "redshift" else table)
+    def _load(context: dg.AssetExecutionContext, lake: dg.ResourceParam[Lake],
+              warehouse: dg.ResourceParam[WarehouseTarget]) -> dg.MaterializeResult:
+        from fe_platform.lib.delivery_log import delivery_log_table
+        from fe_platform.lib.warehouse import DELIVERIES_SCHEMA
+
+        with warehouse.connect() as wh:
+            if wh.dialect == "redshift":
+                rows = wh.load_deliveries(None)
+            else:
+                table = delivery_log_table(lake).select(DELIVERIES_SCHEMA.names).cast(DELIVERIES_SCHEMA)
+                rows = wh.load_deliveries(table)
         return dg.MaterializeResult(metadata={"dagster/row_count": rows})
 
     return _load
@@ -94,67 +145,64 @@ def deliveries_asset(settings: Settings) -> dg.AssetsDefinition:
 class PlatformDbtTranslator(DagsterDbtTranslator):
     """Groups by layer, owners, automation and freshness for every dbt model."""
 
+    def __init__(self, settings: Settings):
+        super().__init__()
+        self._target = settings.warehouse_target
+        self._freshness = freshness_policy("downstream", settings)
+
     def get_asset_spec(self, manifest: Mapping[str, Any], unique_id: str, project) -> dg.AssetSpec:
         spec = super().get_asset_spec(manifest, unique_id, project)
         node = manifest["nodes"].get(unique_id) or manifest["sources"].get(unique_id)
         if node["resource_type"] != "model":
             return spec
         layer = node["fqn"][1] if len(node["fqn"]) > 2 else "marts"
-        feed = PARTITIONED_FACTS.get(node["name"])
-        extra_deps = []
-        if feed:
-            # The fact's partition follows its feed's: depend on that partition of the lake table directly.
-            extra_deps = [dg.AssetDep(lake_table_key(feed), partition_mapping=dg.IdentityPartitionMapping())]
         return spec.replace_attributes(
             group_name=LAYER_GROUPS.get(layer, "warehouse_marts"),
             owners=DATA_ENGINEERING if layer in ("staging", "intermediate") else COMMERCIAL_ANALYTICS,
-            automation_condition=on_partition_change(lake_table_key(feed)) if feed else ON_UPSTREAM_CHANGE,
-            deps=[*spec.deps, *extra_deps],
+            automation_condition=ON_UPSTREAM_CHANGE,
             freshness_policy=self._freshness,
         ).merge_attributes(kinds={self._target})
 
-    def __init__(self, settings: Settings):
-        super().__init__()
-        self._target = settings.warehouse_target
-        self._freshness = freshness_policy("downstream", settings)
 
-
-def _window_vars(context: dg.AssetExecutionContext) -> dict[str, str]:
-    window = context.partition_time_window
-    return {"min_date": window.start.date().isoformat(),
-            "max_date": (window.end - timedelta(days=1)).date().isoformat()}
-
-
-def _ensure_sources(settings: Settings) -> None:
-    with warehouse_from_settings(settings) as warehouse:
-        warehouse.ensure_all_sources()
+def delivery_dates(context: dg.AssetExecutionContext, facts: dict[str, str]) -> dict[str, list[str]]:
+    """Per feed of a selected incremental fact, the partitions of `warehouse/lake/<feed>` loaded since the
+    fact was last built (all of them when it never was): what its incremental run must process."""
+    instance = context.instance
+    out: dict[str, list[str]] = {}
+    for model, feed in facts.items():
+        fact_key = next((k for k in context.selected_asset_keys if k.path[-1] == model), None)
+        if fact_key is None:
+            continue
+        built = instance.fetch_materializations(fact_key, limit=1).records
+        since = built[0].storage_id if built else None
+        loaded = instance.event_log_storage.get_latest_storage_id_by_partition(
+            lake_table_key(feed), DagsterEventType.ASSET_MATERIALIZATION, after_cursor=since)
+        out.setdefault(feed, [])
+        out[feed] = sorted(set(out[feed]) | set(loaded))
+    return out
 
 
 def dbt_model_assets(settings: Settings) -> list[dg.AssetsDefinition]:
     manifest = prepare_manifest()
-    project = dbt_project(settings)
+    facts = delivery_facts(manifest)
     translator = PlatformDbtTranslator(settings)
+    run = DbtRun(settings)
 
-    def invoke(context, dbt: DbtCliResource, args: list[str]):
-        os.environ.update(dbt_env(settings))  # profiles.yml reads the connection from the environment
-        _ensure_sources(settings)
-        yield from dbt.cli(args, context=context).stream()
+    @dbt_assets(manifest=manifest, project=dbt_project(settings), dagster_dbt_translator=translator,
+                name="warehouse_models")
+    def warehouse_models(context: dg.AssetExecutionContext, dbt: DbtCliResource,
+                         warehouse: dg.ResourceParam[WarehouseTarget]):
+        windows = delivery_dates(context, facts)
+        args = ["build"]
+        if windows:
+            args += ["--vars", json.dumps({"delivery_dates": windows}, sort_keys=True)]
+            context.log.info(f"incremental facts process delivery partitions {windows}")
+        with warehouse.writer_lock():
+            with warehouse.connect() as wh:
+                wh.ensure_all_sources()
+            yield from dbt.cli(args, context=context, target_path=run.target_path()).stream()
 
-    @dbt_assets(manifest=manifest, project=project, dagster_dbt_translator=translator, name="warehouse_models",
-                exclude=" ".join(PARTITIONED_FACTS))
-    def warehouse_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
-        yield from invoke(context, dbt, ["build"])
-
-    facts = []
-    for model, feed in PARTITIONED_FACTS.items():
-        @dbt_assets(manifest=manifest, project=project, dagster_dbt_translator=translator, select=model,
-                    name=f"warehouse_{model}", partitions_def=partitions_for(FEEDS[feed]),
-                    backfill_policy=dg.BackfillPolicy.single_run())
-        def fact(context: dg.AssetExecutionContext, dbt: DbtCliResource):
-            yield from invoke(context, dbt, ["build", "--vars", json.dumps(_window_vars(context))])
-
-        facts.append(fact)
-    return [warehouse_models, *facts]
+    return [warehouse_models]
 
 
 def build_warehouse_assets(settings: Settings) -> list:

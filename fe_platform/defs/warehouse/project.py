@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -61,3 +63,29 @@ def dbt_project(settings: Settings) -> DbtProject:
 def dbt_resource(settings: Settings) -> DbtCliResource:
     return DbtCliResource(project_dir=dbt_project(settings), dbt_executable=str(DBT_EXECUTABLE),
                           target=settings.warehouse_target)
+
+
+def delivery_facts(manifest_path: Path) -> dict[str, str]:
+    """The incremental facts and the feed whose deliveries each follows, from the models' dbt config
+    (`meta: {fe_platform: {delivery_feed: <feed>}}`)."""
+    nodes = json.loads(Path(manifest_path).read_text())["nodes"].values()
+    return {node["name"]: feed for node in nodes if node["resource_type"] == "model"
+            and (feed := node["config"].get("meta", {}).get("fe_platform", {}).get("delivery_feed"))}
+
+
+class DbtRun:
+    """Where a run's dbt writes: one target folder per home, kept between runs, so dbt's partial parsing
+    (seeded from the manifest prepared at install) stays warm; and the environment its profile reads."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.folder = settings.home / "dbt-target"
+
+    def target_path(self) -> Path:
+        os.environ.update(dbt_env(self.settings))  # profiles.yml reads the connection from the environment
+        state = self.folder / "partial_parse.msgpack"
+        prepared = MANIFEST.parent / "partial_parse.msgpack"
+        if prepared.exists() and (not state.exists() or state.stat().st_mtime < prepared.stat().st_mtime):
+            self.folder.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(prepared, state)
+        return self.folder

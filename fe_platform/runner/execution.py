@@ -1,0 +1,232 @@
+"""`fe-platform run`: one shot, no daemon, against the same Dagster instance the UI shows.
+
+It takes the home's writer lock, marks the runs of a killed earlier `fe-platform run` failed (so their
+work is asked for again) and removes what killed writes left behind; then it plans every feed's new
+deliveries with the sensors' own code and runs each batch in-process, and asks the assets' automation
+conditions what is now stale and materializes that, until nothing more is requested.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+from contextlib import redirect_stderr, redirect_stdout
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import dagster as dg
+
+from fe_platform.lib.locks import file_lock
+from fe_platform.runner.planning import plan_runs, with_downstream
+from fe_platform.runner.report import Echo, Progress, RunSummary, delivery_from_event
+from fe_platform.settings import PROJECT_ROOT, Settings
+
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+RUNNER_TAG = "fe_platform/runner"  # host:pid of the `fe-platform run` that executes the run
+MAX_ROUNDS = 4  # evaluations until automation requests nothing more
+DAEMON_FRESH = timedelta(minutes=2)
+
+
+class PlatformBusy(RuntimeError):
+    """Another writer works on this home."""
+
+
+def dagster_instance(settings: Settings) -> dg.DagsterInstance:
+    """The persistent instance under the platform's Dagster home, with the project's dagster.yaml."""
+    home = settings.dagster_home
+    home.mkdir(parents=True, exist_ok=True)
+    if not (home / "dagster.yaml").exists():
+        shutil.copyfile(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
+    os.environ["DAGSTER_HOME"] = str(home)
+    return dg.DagsterInstance.get()
+
+
+def home_lock(settings: Settings, wait_seconds: float = 0):
+    return file_lock(settings.home / "run.lock", f"the platform home {settings.home}", wait_seconds)
+
+
+def runner_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def daemon_heartbeat_age(instance: dg.DagsterInstance) -> timedelta | None:
+    beats = instance.get_daemon_heartbeats()
+    if not beats:
+        return None
+    latest = max(b.timestamp for b in beats.values())
+    return datetime.now(UTC) - datetime.fromtimestamp(latest, UTC)
+
+
+def sweep_dead_runs(instance: dg.DagsterInstance) -> list[str]:
+    """Mark failed the unfinished runs of an earlier `fe-platform run` on this host: holding the home's lock,
+    no other one is alive, so they were killed. Automation then asks for their work again."""
+    from dagster._core.storage.dagster_run import NOT_FINISHED_STATUSES, RunsFilter
+
+    host, me = socket.gethostname(), runner_id()
+    swept = []
+    for record in instance.get_run_records(RunsFilter(statuses=list(NOT_FINISHED_STATUSES))):
+        owner = record.dagster_run.tags.get(RUNNER_TAG, "")
+        if owner.startswith(f"{host}:") and owner != me:
+            instance.report_run_failed(record.dagster_run, f"its process ({owner}) is gone: marked failed by "
+                                                           f"the next `fe-platform run`")
+            swept.append(record.dagster_run.run_id)
+    return swept
+
+
+def sweep_leftovers(settings: Settings, lake) -> int:
+    """Remove temporary files of killed writes in a local lake, and work folders of dead processes."""
+    from fe_platform.lib.lake import LocalLake
+
+    removed = 0
+    if isinstance(lake, LocalLake):
+        for path in lake.leftovers(older_than=datetime.now(UTC)):
+            path.unlink(missing_ok=True)
+            removed += 1
+    work = settings.work_dir
+    for folder in work.glob("pid-*") if work.exists() else []:
+        pid = folder.name.removeprefix("pid-")
+        if pid.isdigit() and int(pid) != os.getpid() and not Path(f"/proc/{pid}").exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            removed += 1
+    return removed
+
+
+class Runner:
+    def __init__(self, settings: Settings, defs: dg.Definitions, instance: dg.DagsterInstance, echo: Echo):
+        self.settings, self.defs, self.instance = settings, defs, instance
+        self.summary = RunSummary()
+        self.progress = Progress(echo)
+
+    def execute(self, job: dg.JobDefinition, label: str, tags: dict, on_event=None, run_config=QUIET,
+                asset_selection=None) -> dg.ExecuteInProcessResult:
+        from dagster._core.utils import make_new_run_id
+
+        run_id = make_new_run_id()
+        if on_event:
+            self.instance.add_event_listener(run_id, on_event)
+        result = job.execute_in_process(instance=self.instance, run_id=run_id, raise_on_error=False,
+                                        tags={**tags, RUNNER_TAG: runner_id()}, run_config=run_config,
+                                        asset_selection=asset_selection)
+        reason = self.summary.add_run(result, label)
+        if reason:
+            self.progress.line(f"  RUN FAILED: {label}: {reason}")
+        return result
+
+    def ingest(self) -> None:
+        from fe_platform.defs.ingestion.sensors import ingestion_job_name, plan_ingestion, run_request
+        from fe_platform.lib.feeds import FEEDS
+
+        resources = self.defs.resources
+        lake, ingestion = resources["lake"], resources["ingestion"]
+        plans = {feed: plan_ingestion(lake, feed, ingestion) for feed in FEEDS.values()}
+        total = sum(len(b.deliveries) for batches, _ in plans.values() for b in batches)
+        done = 0
+        for feed, (batches, rejected) in plans.items():
+            for record in rejected:
+                self.progress.line(f"  {feed.name:15} {record.landing_key.rsplit('/', 1)[-1]:34} rejected: "
+                                   f"{record.reason}")
+            job = self.defs.resolve_job_def(ingestion_job_name(feed))
+            for batch in batches:
+                def on_event(event, feed=feed):
+                    nonlocal done
+                    delivery = delivery_from_event(event)
+                    if delivery:
+                        done += 1
+                        self.summary.deliveries.append(delivery)
+                        self.progress.line(f"  {done:>4}/{total} {delivery.line}")
+                        self.progress.status(f"  ingesting {feed.name}: {done}/{total} deliveries")
+
+                request = run_request(batch)
+                self.execute(job, f"ingest {feed.name} ({len(batch.deliveries)} deliveries)", dict(request.tags),
+                             on_event, run_config={**QUIET, **request.run_config})
+
+    def refresh(self, cursor=None):
+        """Ask automation what is stale; materialize it and what follows, in order; repeat."""
+        graph = self.defs.resolve_asset_graph()
+        job = self.defs.resolve_implicit_global_asset_job_def()
+        for _ in range(MAX_ROUNDS):
+            result = dg.evaluate_automation_conditions(defs=self.defs, instance=self.instance, cursor=cursor)
+            cursor = result.cursor
+            requested = {k: set(result.get_requested_partitions(k)) for k in graph.get_all_asset_keys()
+                         if result.get_num_requested(k)}
+            if not requested:
+                break
+            for run in plan_runs(graph, with_downstream(graph, requested)):
+                tags = {}
+                if run.partitions:
+                    tags = {"dagster/asset_partition_range_start": run.partitions[0],
+                            "dagster/asset_partition_range_end": run.partitions[-1]}
+                built, total = 0, len(run.assets)
+
+                def on_event(event, total=total):
+                    nonlocal built
+                    dagster_event = event.dagster_event
+                    if dagster_event and dagster_event.event_type_value == "ASSET_MATERIALIZATION":
+                        built += 1
+                        name = dagster_event.asset_key.to_user_string()
+                        self.progress.status(f"  refreshing: {name} ({built} of {total} assets)")
+
+                self.progress.line(f"  refreshing {run.label}")
+                self.execute(job, f"refresh {run.label}", tags, on_event, asset_selection=list(run.assets))
+        return cursor
+
+
+def _cursor_path(settings: Settings) -> Path:
+    return settings.home / "automation_cursor.json"
+
+
+def load_cursor(settings: Settings):
+    from dagster_shared.serdes import deserialize_value
+
+    path = _cursor_path(settings)
+    return deserialize_value(path.read_text()) if path.exists() else None
+
+
+def save_cursor(settings: Settings, cursor) -> None:
+    from dagster_shared.serdes import serialize_value
+
+    _cursor_path(settings).write_text(serialize_value(cursor))
+
+
+def run_platform(settings: Settings, echo: Echo = print, wait_seconds: float = 0) -> RunSummary:
+    """Ingest what landed, then refresh what is stale. Dagster's and dbt's own output goes to a log file.
+
+    Raises `PlatformBusy` when another `fe-platform run` (after `wait_seconds`) or the Dagster daemon
+    works on this home."""
+    from fe_platform.definitions import build_definitions
+    from fe_platform.lib.locks import LockBusy
+
+    logs = settings.home / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    try:
+        lock = home_lock(settings, wait_seconds)
+        lock.__enter__()
+    except LockBusy as exc:
+        raise PlatformBusy(f"{exc}: wait for it, or pass --wait SECONDS") from None
+    try:
+        instance = dagster_instance(settings)
+        age = daemon_heartbeat_age(instance)
+        if age is not None and age < DAEMON_FRESH:
+            raise PlatformBusy(f"the Dagster daemon (`make dev`) is running on {settings.dagster_home}: it ingests "
+                               f"and refreshes by itself; stop it before `fe-platform run`")
+        defs = build_definitions(settings)
+        runner = Runner(settings, defs, instance, echo)
+        runner.summary.log_path = logs / f"run-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.log"
+        with open(runner.summary.log_path, "w") as log, redirect_stdout(log), redirect_stderr(log):
+            swept = sweep_dead_runs(instance)
+            if swept:
+                echo(f"Marked {len(swept)} run(s) of a killed `fe-platform run` failed; their work is redone.")
+            sweep_leftovers(settings, defs.resources["lake"])
+            cursor = load_cursor(settings)
+            if cursor is None:
+                # The first evaluation sets the baseline that "an upstream asset updated" is measured against.
+                cursor = dg.evaluate_automation_conditions(defs=defs, instance=instance).cursor
+            echo("Ingesting new deliveries from landing/ ...")
+            runner.ingest()
+            echo("Bringing stale warehouse tables and dashboards up to date ...")
+            cursor = runner.refresh(cursor)
+            save_cursor(settings, cursor)
+        return runner.summary
+    finally:
+        lock.__exit__(None, None, None)
