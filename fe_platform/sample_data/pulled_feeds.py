@@ -204,11 +204,11 @@ class PulledFeeds:
             options = [d for d in self.days if lo <= (d - day).days <= hi]
             return rng.choice(options) if options else None
 
-        for _ in range(max(3, round(gen.hcps * 0.05))):  # patients on therapy before the window
+        for _ in range(max(3, round(gen.hcps * 0.08))):  # patients on therapy before the window
             patients.append(new_patient(self.days[0] + timedelta(days=rng.randint(0, 29)), refill=True))
         corrected_or_reversed: set[tuple[str, date]] = set()
         for day in self.days:
-            for _ in range(max(1, round(gen.hcps * 0.006 * rng.uniform(0.6, 1.4)))):
+            for _ in range(max(1, round(gen.hcps * 0.01 * rng.uniform(0.6, 1.4)))):
                 patients.append(new_patient(day, refill=False))
             for p in patients:
                 if p["next"] > day or p.get("stopped"):

@@ -90,7 +90,7 @@ def fx_rates_puller(settings: Settings) -> tuple[dg.AssetsDefinition, dg.JobDefi
         context.log.info(f"fx_rates for {day.isoformat()} landed at {key}")
         return dg.MaterializeResult(metadata={"landing_key": key, "source": redact_url(settings.fx_api_url)})
 
-    job = dg.define_asset_job("landing_fx_rates_job", selection=[landing_fx_rates], partitions_def=partitions,
+    job = dg.define_asset_job("landing_fx_rates_job", selection=[landing_fx_rates],
                               description="Pull one day's fx_rates from the API into landing.")
 
     @dg.schedule(name="landing_fx_rates_daily", job=job, cron_schedule=FX_PULL_CRON, execution_timezone="UTC",

@@ -114,10 +114,7 @@ def sp_dispense_puller(settings: Settings) -> tuple[list, list, list, list]:
             metadata={"source_rows": now, "landed_rows": landed, "difference": now - landed})
 
     pull_job = dg.define_asset_job("landing_sp_dispense_job", selection=dg.AssetSelection.assets(landing_sp_dispense),
-                                   partitions_def=daily, description="Pull one day of sp_dispense into landing.")
-    recheck_job = dg.define_asset_job("recheck_sp_dispense_job", partitions_def=daily,
-                                      selection=dg.AssetSelection.checks(source_count_matches),
-                                      description="Compare an earlier day's landed rows with the source again.")
+                                   description="Pull one day of sp_dispense into landing, then check its count.")
 
     @dg.schedule(name="landing_sp_dispense_daily", job=pull_job, cron_schedule=SP_DISPENSE_CRON,
                  execution_timezone="UTC", default_status=_status(source is not None),
@@ -126,16 +123,18 @@ def sp_dispense_puller(settings: Settings) -> tuple[list, list, list, list]:
         day = _day_before(context).isoformat()
         return dg.RunRequest(run_key=f"sp_dispense-{day}", partition_key=day)
 
-    @dg.schedule(name="recheck_sp_dispense_daily", job=recheck_job, cron_schedule=SP_DISPENSE_RECHECK_CRON,
+    @dg.schedule(name="recheck_sp_dispense_daily", job=pull_job, cron_schedule=SP_DISPENSE_RECHECK_CRON,
                  execution_timezone="UTC", default_status=_status(source is not None),
                  description="Daily at 02:15 UTC: source_count_matches again for two days before, whose late "
                              "commits only show after its pull.")
     def recheck_sp_dispense_daily(context: dg.ScheduleEvaluationContext):
         day = _day_before(context, 2).isoformat()
-        return dg.RunRequest(run_key=f"sp_dispense-recheck-{day}", partition_key=day)
+        # the check alone, as `Execute checks` in the UI: nothing is pulled
+        return dg.RunRequest(run_key=f"sp_dispense-recheck-{day}", partition_key=day, asset_selection=[],
+                             asset_check_keys=[source_count_matches.check_key])
 
-    return ([landing_sp_dispense], [source_count_matches], [pull_job, recheck_job],
-            [landing_sp_dispense_daily, recheck_sp_dispense_daily])
+    return [landing_sp_dispense], [source_count_matches], [pull_job], [landing_sp_dispense_daily,
+                                                                       recheck_sp_dispense_daily]
 
 
 # --- hcp_event -----------------------------------------------------------------------------------
@@ -162,7 +161,7 @@ def hcp_event_puller(settings: Settings) -> tuple[list, list, list]:
                                               "dagster/row_count": result.rows, "pages": result.pages,
                                               "changed": result.changed})
 
-    job = dg.define_asset_job("landing_hcp_event_job", selection=[landing_hcp_event], partitions_def=daily,
+    job = dg.define_asset_job("landing_hcp_event_job", selection=[landing_hcp_event],
                               description="Pull one day of hcp_event attendances into landing.")
 
     @dg.schedule(name="landing_hcp_event_daily", job=job, cron_schedule=HCP_EVENT_CRON, execution_timezone="UTC",
