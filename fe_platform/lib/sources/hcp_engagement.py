@@ -168,9 +168,16 @@ class EngagementConsumer:
             if changed or self.clock() >= next_discovery:
                 self._discover()
                 next_discovery = self.clock() + self.discover_interval
-            if not changed and ((until_caught_up and all(s.caught_up for s in self.active.values()))
-                                or (deadline is None and stop is None and not self.active)):
+            if not changed and deadline is None and stop is None and not self.active:
                 break
+            if not changed and until_caught_up and all(s.caught_up for s in self.active.values()):
+                # Caught up with the shards we know: look again for closed shards and new children first.
+                known = set(self.active)
+                self._discover()
+                next_discovery = self.clock() + self.discover_interval
+                if not self._finish_read_shards(report) and set(self.active) == known:
+                    break
+                continue
             if not progressed and not changed:
                 self._wait(deadline, stop)
         for shard in list(self.active.values()):
