@@ -181,6 +181,9 @@ def pull_sp_dispense(lake: Lake, conninfo: Mapping, day: date, *, table: str = "
             with _open(conninfo, connect_timeout) as conn, conn.cursor(name="sp_dispense_pull") as cursor, \
                     open(path, "wb") as out:
                 cursor.itersize = batch_rows
+                # A cursor is planned for its first rows by default; the whole day is read, so plan for all
+                # of them (the plan COPY of the same query gets).
+                conn.execute("set local cursor_tuple_fraction = 1.0")
                 cursor.execute(query, day_window(day))
                 return write_csv_gz(out, _batches(cursor, batch_rows, progress))
 
