@@ -878,7 +878,7 @@ def generate(lake: Lake, end_friday: date, weeks: int = 13, hcps: int = 2000, se
     warnings and the restatements (late updates, reversals, redelivered records) per file; the caller
     saves it (it is not a delivery, so it never goes to `landing/`).
     """
-    wanted = set(FEEDS) if feeds is None else set(feeds)
+    wanted = set(FEEDS) & set(FEED_ORDER) if feeds is None else set(feeds)
     if unknown := wanted - set(FEED_ORDER):
         raise ValueError(f"the generator knows no feed {', '.join(sorted(unknown))}")
     if end_friday.weekday() != 4:
