@@ -70,9 +70,7 @@ def test_every_rule_of_the_contract_is_broken(run):
     for feed in PULLED:
         injected = {rule for f in files_of(manifest, feed) for rule in f["row_defects"]}
         exceptions = {rule for name, rule in RULE_EXCEPTIONS if name == feed}
-        assert injected == contract_rules(PROPOSED[feed]) - exceptions | ({"not_future"} & injected), feed
-    # the future-dated dispense is where sp_dispense's not_future shows
-    assert "not_future" in {r for f in files_of(manifest, "sp_dispense") for r in f["row_defects"]}
+        assert injected == contract_rules(PROPOSED[feed]) - exceptions, feed
 
 
 def test_same_arguments_same_bytes_and_file_feeds_unchanged(tmp_path, run):
