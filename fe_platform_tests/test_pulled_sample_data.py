@@ -39,7 +39,9 @@ def files_of(manifest, feed):
 
 
 def test_file_names_and_partitions_follow_the_contract(run):
-    _, manifest = run
+    lake, manifest = run
+    pulled = [f for f in manifest["files"] if f["feed"] in PULLED]
+    assert len({lake.sha256(f["key"]) for f in pulled}) == len(pulled)  # no file is a duplicate delivery
     for feed in PULLED:
         files = files_of(manifest, feed)
         assert files, feed
