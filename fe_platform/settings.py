@@ -80,6 +80,10 @@ class Settings:
     freshness_daily_cron: str = "0 8 * * *"
     batch_max_deliveries: int = 100
     batch_max_bytes: int = 1 << 30
+    # pulled and streamed feeds (sources.md)
+    sp_dispense: SpDispenseSource | None = None
+    events_api: EventsApi | None = None
+    engagement_stream: EngagementStream | None = None
 
     @property
     def lake_is_s3(self) -> bool:
@@ -102,6 +106,7 @@ class Settings:
             "dashboards_published_to": self.tableau.server_url if self.tableau else None,
             "fx_api_url": _redacted(self.fx_api_url),
             "ingestion_batch": {"max_deliveries": self.batch_max_deliveries, "max_bytes": self.batch_max_bytes},
+            "sources": _sources_public(self),
         }
         if self.mode == "aws":
             out["aws"] = {"region": self.aws_region, "s3_endpoint_url": self.s3_endpoint_url,
@@ -195,6 +200,119 @@ def _tableau(env: Mapping[str, str]) -> TableauSettings | None:
     )
 
 
+# --- Pulled and streamed feeds (shared/spec/sources.md) ---------------------------------------------
+# Each source is configured when its first setting is present and is None otherwise (its schedule or
+# sensor then stays stopped). Secrets are repr=False and never in `public()`.
+SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+
+
+@dataclass(frozen=True)
+class SpDispenseSource:
+    """The specialty-pharmacy hub's PostgreSQL, read with a read-only user."""
+
+    host: str
+    port: int
+    database: str
+    user: str
+    password: str = field(repr=False)
+    table: str = "dispense"
+    sslmode: str = "prefer"
+
+    def conninfo(self) -> dict:
+        return {"host": self.host, "port": self.port, "dbname": self.database, "user": self.user,
+                "password": self.password, "sslmode": self.sslmode}
+
+    def public(self) -> str:
+        return f"postgresql://{self.user}@{self.host}:{self.port}/{self.database} (table {self.table})"
+
+
+@dataclass(frozen=True)
+class EventsApi:
+    """The internal events REST API (attendances), called with a bearer token."""
+
+    url: str = field(repr=False)  # shown redacted: it may carry userinfo or a key in its query
+    token: str = field(repr=False)
+
+    def __repr__(self) -> str:
+        return f"EventsApi(url={_redacted(self.url)!r})"
+
+
+@dataclass(frozen=True)
+class EngagementStream:
+    """The HCP engagement Kinesis stream and how its consumer buffers landing files."""
+
+    stream: str
+    region: str | None = None
+    endpoint_url: str | None = None
+    buffer_bytes: int = 5 << 20
+    buffer_seconds: float = 60.0
+    tick_seconds: float = 40.0  # one sensor tick's reading; under Dagster's 60 s sensor timeout
+
+
+def _number(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number, got {raw!r}") from None
+    if not low <= value <= high:
+        raise SettingsError(f"{name} must be between {low:g} and {high:g}, got {raw!r}")
+    return value
+
+
+def _sp_dispense(env: Mapping[str, str], mode: str) -> SpDispenseSource | None:
+    if not env.get("FE_SP_DISPENSE_HOST", "").strip():
+        return None
+    table = env.get("FE_SP_DISPENSE_TABLE", "").strip() or "dispense"
+    if not all(part.strip() for part in table.split(".")) or table.count(".") > 1:
+        raise SettingsError(f"FE_SP_DISPENSE_TABLE must be `table` or `schema.table`, got {table!r}")
+    return SpDispenseSource(
+        host=_require(env, "FE_SP_DISPENSE_HOST"),
+        port=_port(env, "FE_SP_DISPENSE_PORT", 5432),
+        database=_require(env, "FE_SP_DISPENSE_DATABASE"),
+        user=_require(env, "FE_SP_DISPENSE_USER"),
+        password=_require(env, "FE_SP_DISPENSE_PASSWORD"),
+        table=table,
+        sslmode=_choice(env, "FE_SP_DISPENSE_SSLMODE", SSL_MODES, "prefer" if mode == "local" else "require"),
+    )
+
+
+def _events_api(env: Mapping[str, str]) -> EventsApi | None:
+    url = env.get("FE_EVENTS_API_URL", "").strip().rstrip("/")
+    if not url:
+        return None
+    if not url.startswith(("http://", "https://")):
+        raise SettingsError(f"FE_EVENTS_API_URL must be an http(s) URL, got {_redacted(url)!r}")
+    return EventsApi(url=url, token=_require(env, "FE_EVENTS_API_TOKEN"))
+
+
+def _engagement_stream(env: Mapping[str, str]) -> EngagementStream | None:
+    stream = env.get("FE_KINESIS_STREAM", "").strip()
+    if not stream:
+        return None
+    return EngagementStream(
+        stream=stream,
+        region=env.get("AWS_REGION", "").strip() or None,
+        endpoint_url=env.get("FE_KINESIS_ENDPOINT_URL", "").strip() or None,
+        buffer_bytes=int(_number(env, "FE_ENGAGEMENT_BUFFER_BYTES", 5 << 20, 1 << 10, 128 << 20)),
+        buffer_seconds=_number(env, "FE_ENGAGEMENT_BUFFER_SECONDS", 60.0, 1, 900),
+        tick_seconds=_number(env, "FE_ENGAGEMENT_TICK_SECONDS", 40.0, 1, 55),
+    )
+
+
+def _sources_public(s: Settings) -> dict:
+    stream = s.engagement_stream
+    return {
+        "sp_dispense": s.sp_dispense.public() if s.sp_dispense else None,
+        "events_api_url": _redacted(s.events_api.url) if s.events_api else None,
+        "kinesis_stream": None if stream is None else {
+            "stream": stream.stream, "endpoint_url": stream.endpoint_url, "buffer_bytes": stream.buffer_bytes,
+            "buffer_seconds": stream.buffer_seconds, "tick_seconds": stream.tick_seconds},
+    }
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Resolve the settings from `env` (default: the process environment)."""
     env = os.environ if env is None else env
@@ -254,6 +372,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         freshness_daily_cron=_cron(env, "FE_FRESHNESS_DAILY_CRON", "0 8 * * *"),
         batch_max_deliveries=_positive(env, "FE_BATCH_MAX_DELIVERIES", 100),
         batch_max_bytes=_positive(env, "FE_BATCH_MAX_BYTES", 1 << 30),
+        sp_dispense=_sp_dispense(env, mode),
+        events_api=_events_api(env),
+        engagement_stream=_engagement_stream(env),
     )
 
 

@@ -9,19 +9,15 @@ import json
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-import dagster as dg
 import pytest
 
 from fe_platform import cli
-from fe_platform.defs.ingestion.fx_pull import build_fx_pull_defs
-from fe_platform.defs.resources import lake_from_settings
 from fe_platform.lib.fx_api import FxApiError, pull_fx_rates, redact_url, request_url
 from fe_platform.lib.ingestion import ingest_landing_file
 from fe_platform.lib.lake import LocalLake
-from fe_platform.settings import load_settings
 from fe_platform_tests.conftest import free_port
 
 DAY = date(2025, 3, 14)
@@ -248,41 +244,6 @@ def test_a_different_body_never_overwrites_a_landed_file(server, lake):
 
 # --- Dagster, CLI, ingestion -----------------------------------------------------------------------
 
-def test_job_lands_the_file_and_ingestion_loads_every_rate(server, tmp_path):
-    settings = load_settings({"FE_HOME": str(tmp_path), "FE_FX_API_URL": server.url + "/v1/{date}"})
-    (job,), (schedule,) = build_fx_pull_defs(settings)
-    result = job.execute_in_process(run_config={"ops": {"pull_fx_rates": {"config": {"date": "2025-03-14"}}}})
-    assert result.success and result.output_for_node("pull_fx_rates") == KEY
-    lake = lake_from_settings(settings)
-    assert lake.read_bytes(KEY) == GOOD
-
-    record = ingest_landing_file(lake, KEY, "k" * 20)
-    assert record.outcome == "loaded"
-    assert (record.rows_in, record.rows_valid, record.rows_quarantined) == (len(RATES), len(RATES), 0)
-
-    assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
-    tick = dg.build_schedule_context(scheduled_execution_time=datetime.fromisoformat("2025-03-15T06:00:00+00:00"))
-    assert schedule.evaluate_tick(tick).run_requests[0].run_config == {
-        "ops": {"pull_fx_rates": {"config": {"date": "2025-03-15"}}}}
-
-
-def test_job_fails_with_the_clear_message(server, tmp_path):
-    server.answer(Answer(404, b"nope"))
-    settings = load_settings({"FE_HOME": str(tmp_path), "FE_FX_API_URL": server.url})
-    (job,), _ = build_fx_pull_defs(settings)
-    result = job.execute_in_process(run_config={"ops": {"pull_fx_rates": {"config": {"date": "2025-03-14"}}}},
-                                    raise_on_error=False)
-    assert not result.success
-    failure = result.failure_data_for_node("pull_fx_rates").error
-    assert "HTTP 404" in failure.message and server.url in failure.message
-
-
-def test_schedule_is_stopped_without_an_api(tmp_path):
-    _, (schedule,) = build_fx_pull_defs(load_settings({"FE_HOME": str(tmp_path)}))
-    assert schedule.default_status == dg.DefaultScheduleStatus.STOPPED
-    assert schedule.cron_schedule == "0 6 * * *" and schedule.execution_timezone == "UTC"
-
-
 def test_cli_pull_fx(server, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("FE_HOME", str(tmp_path))
     monkeypatch.delenv("FE_FX_API_URL", raising=False)
@@ -300,7 +261,6 @@ def test_cli_pull_fx(server, tmp_path, monkeypatch, capsys):
 
 
 def test_one_odd_rate_lands_and_is_quarantined_by_validation(server, lake):
-    from fe_platform.lib.ingestion import ingest_landing_file
 
     body = json.dumps({"base": "EUR", "date": "2025-03-14", "rates": {"USD": 1.05, "GBP": None, "JPY": 161.2}})
     server.answer(Answer(200, body.encode()))

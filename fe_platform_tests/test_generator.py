@@ -1,7 +1,8 @@
 """The synthetic feed generator: determinism, manifest truth, rule coverage, realism.
 
 `_check_file` below is a small reference reading of the contract (feeds.md): it reads each file
-the way ingestion must and names every rule each row breaks. The tests hold the manifest to it, so
+the way ingestion must and names every rule each row breaks. The pulled feeds of sources.md have
+their own reading (pulled_feeds_contract.py, test_pulled_sample_data.py). The tests hold the manifest to it, so
 a manifest that promises N quarantined rows under a rule describes files that really have them.
 """
 
@@ -22,7 +23,7 @@ from fe_platform.lib.feeds import FEEDS, feed_for_key
 from fe_platform.lib.identifiers import is_valid_npi, is_valid_sfdc_id
 from fe_platform.lib.lake import LocalLake
 from fe_platform.sample_data import catalog
-from fe_platform.sample_data.generator import RULE_EXCEPTIONS, generate, write_large_iqvia
+from fe_platform.sample_data.generator import FILE_FEEDS, RULE_EXCEPTIONS, generate, write_large_iqvia
 
 END = date(2026, 11, 20)
 NULLS = {"", "NULL", "null", "N/A"}
@@ -48,7 +49,7 @@ def checked(full_run):
     """Every readable, non-duplicate file of the full run, read by the contract: key -> (header, rows, reasons)."""
     lake, manifest = full_run
     return {f["key"]: _check_file(f["key"], lake.read_bytes(f["key"])) for f in manifest["files"]
-            if f["expected"] == "loaded"}
+            if f["expected"] == "loaded" and f["feed"] in FILE_FEEDS}
 
 
 # reference reading of the contract ------------------------------------------------------------
@@ -233,7 +234,7 @@ def test_end_friday_must_be_a_friday(tmp_path):
 def test_manifest_matches_the_files(full_run, checked):
     lake, manifest = full_run
     rejected = 0
-    for f in manifest["files"]:
+    for f in (f for f in manifest["files"] if f["feed"] in FILE_FEEDS):
         data = lake.read_bytes(f["key"])
         if f["expected"] == "rejected":
             rejected += 1
@@ -260,7 +261,7 @@ def test_manifest_matches_the_files(full_run, checked):
                      "duplicate_delivery"}
     assert rejected == 10
     assert any(f["drift_columns"] for f in manifest["files"])
-    for feed, total in manifest["totals"].items():
+    for feed, total in ((k, v) for k, v in manifest["totals"].items() if k in FILE_FEEDS):
         loaded = [f for f in manifest["files"] if f["feed"] == feed and f["expected"] == "loaded"]
         assert total["rows"] == sum(f["rows"] for f in loaded)
         assert total["quarantined"] == sum(sum(f["row_defects"].values()) for f in loaded)
@@ -268,7 +269,7 @@ def test_manifest_matches_the_files(full_run, checked):
 
 def test_every_rule_of_every_feed_is_injected(full_run):
     _, manifest = full_run
-    for name, feed in FEEDS.items():
+    for name, feed in ((n, f) for n, f in FEEDS.items() if n in FILE_FEEDS):
         injected = {r for f in manifest["files"] if f["feed"] == name for r in f["row_defects"]}
         expected = _contract_rules(feed) - {rule for f, rule in RULE_EXCEPTIONS if f == name}
         if name == "sap_billing":
@@ -278,7 +279,7 @@ def test_every_rule_of_every_feed_is_injected(full_run):
 
 def test_clean_data_is_consistent_and_realistic(full_run, checked):
     lake, manifest = full_run
-    loaded = [f for f in manifest["files"] if f["expected"] == "loaded"]
+    loaded = [f for f in manifest["files"] if f["expected"] == "loaded" and f["feed"] in FILE_FEEDS]
     clean: dict[str, list[tuple[str, dict]]] = {}
     for f in loaded:
         _, rows, reasons = checked[f["key"]]
@@ -339,7 +340,7 @@ def test_no_defects_at_rate_zero(tmp_path):
     assert all(f["expected"] == "loaded" and not f["row_defects"] and f["file_defect"] is None
                and not f["drift_columns"] for f in manifest["files"])
     assert set(manifest["referential"]) <= {"iqvia_rx.npi"}
-    for f in manifest["files"]:
+    for f in (f for f in manifest["files"] if f["feed"] in FILE_FEEDS):
         _, rows, reasons = _check_file(f["key"], lake.read_bytes(f["key"]))
         assert not any(reasons), f["key"]
     assert len({lake.sha256(f["key"]) for f in manifest["files"]}) == len(manifest["files"])
@@ -357,7 +358,7 @@ def test_xlsx_and_gzip_open(full_run):
 
 def test_cadence(full_run):
     _, manifest = full_run
-    loaded = Counter(f["feed"] for f in manifest["files"] if f["expected"] == "loaded")
+    loaded = Counter(f["feed"] for f in manifest["files"] if f["expected"] == "loaded" and f["feed"] in FILE_FEEDS)
     assert loaded == {"iqvia_rx": 13, "sap_billing": 65, "sfdc_call": 65, "fx_rates": 70, "sfdc_account": 13,
                       "sfdc_territory": 13, "product_master": 13}
     iqvia = [f for f in manifest["files"] if f["feed"] == "iqvia_rx" and f["expected"] == "loaded"]

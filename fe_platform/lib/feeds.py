@@ -157,8 +157,8 @@ ISO_DATE = dict(kind="date")
 COMMERCIAL = ("commercial-analytics", "commercial-analytics@fe-pharma.example")
 CRM = ("crm-operations", "crm-ops@fe-pharma.example")
 PATIENT_SERVICES = ("patient-services", "patient-services@fe-pharma.example")
-MEDICAL_EVENTS = ("medical-events", "medical-events@fe-pharma.example")
-DIGITAL = ("digital-engagement", "digital-engagement@fe-pharma.example")
+MEDICAL_AFFAIRS = ("medical-affairs", "medical-affairs@fe-pharma.example")
+OMNICHANNEL = ("omnichannel-marketing", "omnichannel@fe-pharma.example")
 
 FEEDS: dict[str, Feed] = {}
 
@@ -389,7 +389,7 @@ _register(Feed(
     file_pattern=r"HCP_EVENT_(?P<date>\d{8})\.jsonl",
     format="jsonl",
     partitioning="daily",
-    owner_team=MEDICAL_EVENTS[0], owner_email=MEDICAL_EVENTS[1],
+    owner_team=MEDICAL_AFFAIRS[0], owner_email=MEDICAL_AFFAIRS[1],
     key=("attendance_id",),
     references=(Reference("brand_code", "product_master", "brand_code"),),
     description="Attendances of speaker programs and medical events, pulled daily from the internal events "
@@ -416,7 +416,7 @@ _register(Feed(
     format="jsonl",
     partitioning="daily",
     mode="append",
-    owner_team=DIGITAL[0], owner_email=DIGITAL[1],
+    owner_team=OMNICHANNEL[0], owner_email=OMNICHANNEL[1],
     key=("event_id",),
     repeated_keys="later",
     references=(Reference("brand_code", "product_master", "brand_code"),),
@@ -424,7 +424,7 @@ _register(Feed(
                 "landed in files by size and age; a partition is the union of its day's files.",
     columns=(
         Column("event_id", required=True,
-               pattern=r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"),
+               pattern=r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"),
         Column("occurred_at", "timestamp", required=True, rules=("not_future",)),
         Column("channel", allowed=("EMAIL", "PORTAL", "WEBINAR")),
         Column("action", allowed=("SENT", "DELIVERED", "OPENED", "CLICKED", "VISITED", "DOWNLOADED"),

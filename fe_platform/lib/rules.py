@@ -232,10 +232,14 @@ ACTIONS_BY_CHANNEL = {
 }
 
 
+KNOWN_ACTIONS = set().union(*ACTIONS_BY_CHANNEL.values())
+
+
 def action_fits_channel(df: pd.DataFrame) -> pd.Series:
-    fits = [channel not in ACTIONS_BY_CHANNEL or action in ACTIONS_BY_CHANNEL[channel]
+    """Judged only on known channels and actions: an unknown one breaks its own `_allowed` rule."""
+    fits = [channel not in ACTIONS_BY_CHANNEL or action not in KNOWN_ACTIONS or action in ACTIONS_BY_CHANNEL[channel]
             for channel, action in zip(df["channel"], df["action"], strict=True)]
-    return pd.Series(fits, index=df.index) | df["action"].isna() | df["channel"].isna()
+    return pd.Series(fits, index=df.index)
 
 
 def hcp_identified(df: pd.DataFrame) -> pd.Series:

@@ -1,6 +1,7 @@
 """The deterministic synthetic feed generator: every feed of the contract, with known defects.
 
-`generate` writes `weeks` weeks of deliveries of all seven feeds into `landing/<feed>/` and
+`generate` writes `weeks` weeks of deliveries of every feed of the registry (the seven file feeds
+of feeds.md; the pulled feeds of sources.md in `pulled_feeds.py`) into `landing/<feed>/` and
 returns a manifest that says, file by file, what ingestion must do with it: load it (and
 quarantine exactly `row_defects` rows, by rule), reject it whole, or skip it as a duplicate.
 Same arguments, same bytes: every random choice comes from `random.Random` streams seeded from
@@ -15,7 +16,7 @@ import io
 import json
 import random
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
@@ -24,6 +25,7 @@ import xlsxwriter
 from fe_platform.lib.feeds import FEEDS
 from fe_platform.lib.lake import Lake
 from fe_platform.sample_data import catalog as C
+from fe_platform.sample_data import pulled_feeds
 from fe_platform.sample_data.defects import DefectPlanner, inject_extra_rows, inject_in_place, norm
 from fe_platform.sample_data.large_file import write_large_iqvia
 from fe_platform.sample_data.world import World, at, bad_npi, bad_sfdc_id, corrupt_npi, ts, weighted
@@ -31,8 +33,9 @@ from fe_platform.sample_data.world import World, at, bad_npi, bad_sfdc_id, corru
 __all__ = ["generate", "write_large_iqvia", "RULES", "RULE_EXCEPTIONS"]
 
 Progress = Callable[[str, int, int], None]
-FEED_ORDER = ("product_master", "sfdc_territory", "sfdc_account", "fx_rates", "sap_billing", "sfdc_call",
+FILE_FEEDS = ("product_master", "sfdc_territory", "sfdc_account", "fx_rates", "sap_billing", "sfdc_call",
               "iqvia_rx")
+FEED_ORDER = FILE_FEEDS + pulled_feeds.FEEDS
 
 # The row-level rules the generator breaks, per feed, in the order they are spread over files.
 RULES: dict[str, tuple[str, ...]] = {
@@ -78,7 +81,9 @@ RULE_EXCEPTIONS = {
     ("sfdc_account", "account_id_format"), ("sfdc_call", "call_id_format"), ("sfdc_call", "account_id_format"),
     # A JSON object cannot carry the same currency twice once parsed: fx keys are unique by construction.
     ("fx_rates", "duplicate_key"),
+    *pulled_feeds.RULE_EXCEPTIONS,
 }
+RULES.update(pulled_feeds.RULES)
 FX_SPARE = ("PLN", "CZK", "HUF", "RON", "ISK", "TRY", "MXN", "ZAR", "INR", "KRW", "SGD", "HKD", "NZD", "THB")
 FX_BAD_CODES = ("US$", "usd", "EURO", "U.S.", "gbp", "Yen", "C$")
 UNKNOWN_BRAND = "ZYMOVA"
@@ -95,11 +100,17 @@ class Delivery:
     file_defect: str | None = None
     row_defects: dict = field(default_factory=dict)
     drift_columns: list = field(default_factory=list)
+    quarantined: int | None = None  # rows to quarantine, when a row breaks more than one rule
+
+    @property
+    def rows_quarantined(self) -> int:
+        return sum(self.row_defects.values()) if self.quarantined is None else self.quarantined
 
     def manifest(self) -> dict:
         return {"feed": self.feed, "key": self.key, "partition": self.partition, "rows": self.rows,
                 "expected": self.expected, "file_defect": self.file_defect,
-                "row_defects": dict(sorted(self.row_defects.items())), "drift_columns": list(self.drift_columns)}
+                "row_defects": dict(sorted(self.row_defects.items())), "rows_quarantined": self.rows_quarantined,
+                "drift_columns": list(self.drift_columns)}
 
 
 # encoders ------------------------------------------------------------------------------------------
@@ -151,7 +162,8 @@ def business_days(start: date, end: date) -> list[date]:
 
 # the generator -------------------------------------------------------------------------------------
 class Generator:
-    def __init__(self, end_friday: date, weeks: int, hcps: int, seed: int, defect_rate: float):
+    def __init__(self, end_friday: date, weeks: int, hcps: int, seed: int, defect_rate: float,
+                 pulled: tuple[str, ...] = ()):
         self.end = end_friday
         self.weeks = weeks
         self.rate = defect_rate
@@ -165,8 +177,10 @@ class Generator:
         self.world = World(self.rng("world"), hcps, self.start)
         self.deliveries: list[Delivery] = []
         self.referential: dict[str, dict[str, int]] = {}
+        self.restatements: dict[str, dict[str, int]] = {}
+        self.pulled = pulled
         self.planners = {feed: DefectPlanner(rules, self._n_files(feed), defect_rate, self.rng(f"plan-{feed}"))
-                         for feed, rules in RULES.items()}
+                         for feed, rules in RULES.items() if feed in FILE_FEEDS}
         self.fx: dict[date, dict[str, float]] = {}
         self.counter = 0
 
@@ -188,6 +202,11 @@ class Generator:
         if n:
             self.referential.setdefault(name, {})[key] = n
 
+    def note_restatement(self, name: str, key: str, n: int) -> None:
+        """Rows of `key` that restate a key an earlier delivery held (not defects: the latest wins)."""
+        if n:
+            self.restatements.setdefault(name, {})[key] = n
+
     # ---------------------------------------------------------------------------------------------
     def run(self) -> None:
         self.gen_fx()
@@ -195,6 +214,8 @@ class Generator:
         self.gen_iqvia()
         if self.rate > 0:
             self.gen_file_defects()
+        # Last, on their own random streams: the file feeds' bytes do not depend on them.
+        pulled_feeds.PulledFeeds(self, self.pulled).run()
 
     # fx --------------------------------------------------------------------------------------------
     def gen_fx(self) -> None:
@@ -846,22 +867,31 @@ def _blank_material(row: list) -> list:
 
 # public API --------------------------------------------------------------------------------------------
 def generate(lake: Lake, end_friday: date, weeks: int = 13, hcps: int = 2000, seed: int = 7,
-             defect_rate: float = 0.01, progress: Progress | None = None) -> dict:
-    """Write deliveries of all seven feeds into lake `landing/<feed>/` and return the manifest (a JSON-able dict).
+             defect_rate: float = 0.01, progress: Progress | None = None,
+             feeds: Collection[str] | None = None) -> dict:
+    """Write deliveries of `feeds` (default: every feed of the registry) into lake `landing/<feed>/` and
+    return the manifest (a JSON-able dict).
 
     The manifest lists every file with its expected outcome (`loaded`, `rejected`, `duplicate`), its
-    whole-file defect, the rows that must be quarantined per rule and any schema-drift columns; the
-    caller saves it (it is not a delivery, so it never goes to `landing/`).
+    whole-file defect, the rows that must be quarantined per rule (a row that breaks two rules counts
+    under both, once in `rows_quarantined`) and any schema-drift columns, then totals, the referential
+    warnings and the restatements (late updates, reversals, redelivered records) per file; the caller
+    saves it (it is not a delivery, so it never goes to `landing/`).
     """
+    wanted = set(FEEDS) & set(FEED_ORDER) if feeds is None else set(feeds)
+    if unknown := wanted - set(FEED_ORDER):
+        raise ValueError(f"the generator knows no feed {', '.join(sorted(unknown))}")
     if end_friday.weekday() != 4:
         raise ValueError(f"end_friday must be a Friday, got {end_friday.isoformat()} ({end_friday:%A})")
     if weeks < 1 or hcps < 1:
         raise ValueError("weeks and hcps must be positive")
     if not 0 <= defect_rate < 0.5:
         raise ValueError("defect_rate must be in [0, 0.5)")
-    gen = Generator(end_friday, weeks, hcps, seed, defect_rate)
+    gen = Generator(end_friday, weeks, hcps, seed, defect_rate,
+                    pulled=tuple(f for f in pulled_feeds.FEEDS if f in wanted))
     gen.run()
-    deliveries = sorted(gen.deliveries, key=lambda d: (FEED_ORDER.index(d.feed), d.key))
+    deliveries = sorted((d for d in gen.deliveries if d.feed in wanted),
+                        key=lambda d: (FEED_ORDER.index(d.feed), d.key))
     per_feed = Counter(d.feed for d in deliveries)
     done: Counter = Counter()
     for d in deliveries:
@@ -870,18 +900,21 @@ def generate(lake: Lake, end_friday: date, weeks: int = 13, hcps: int = 2000, se
         if progress:
             progress(d.feed, done[d.feed], per_feed[d.feed])
     totals = {}
-    for feed in FEED_ORDER:
+    for feed in (f for f in FEED_ORDER if f in wanted):
         by_rule: Counter = Counter()
-        rows = 0
+        rows = quarantined = 0
         for d in deliveries:
             if d.feed == feed and d.expected == "loaded":
                 rows += d.rows or 0
+                quarantined += d.rows_quarantined
                 by_rule.update(d.row_defects)
-        totals[feed] = {"rows": rows, "quarantined": sum(by_rule.values()), "by_rule": dict(sorted(by_rule.items()))}
+        totals[feed] = {"rows": rows, "quarantined": quarantined, "by_rule": dict(sorted(by_rule.items()))}
     return {
         "args": {"end_friday": end_friday.isoformat(), "weeks": weeks, "hcps": hcps, "seed": seed,
                  "defect_rate": defect_rate},
         "files": [d.manifest() for d in deliveries],
         "totals": totals,
-        "referential": {k: dict(sorted(v.items())) for k, v in sorted(gen.referential.items())},
+        "referential": {k: dict(sorted(v.items())) for k, v in sorted(gen.referential.items())
+                        if k.split(".")[0] in wanted},
+        "restatements": {k: dict(sorted(v.items())) for k, v in sorted(gen.restatements.items())},
     }

@@ -212,7 +212,12 @@ def ingestion_assets(feed: Feed, settings: Settings) -> dg.AssetsDefinition:
 
 
 def build_ingestion_assets(settings: Settings) -> list:
+    """Per feed its raw and validated assets, and the landing files as an external asset unless a puller of
+    the platform writes them (`pullers.py` defines those landing assets)."""
+    from fe_platform.defs.ingestion.pullers import PULLED_FEEDS
+
     out: list = []
     for feed in FEEDS.values():
-        out += [landing_spec(feed), ingestion_assets(feed, settings)]
+        out += [] if feed.name in PULLED_FEEDS else [landing_spec(feed)]
+        out.append(ingestion_assets(feed, settings))
     return out
