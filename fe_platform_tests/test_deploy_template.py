@@ -105,7 +105,8 @@ def test_bucket_policy_is_tls_only_and_bronze_is_read_by_ingestion_only(stack):
     policy = json.loads(stack.client("s3").get_bucket_policy(Bucket=bucket)["Policy"])
     statements = {s["Sid"]: s for s in policy["Statement"]}
     tls = statements["TlsOnly"]
-    assert (tls["Effect"], tls["Action"], tls["Condition"]) == ("Deny", "s3:*", {"Bool": {"aws:SecureTransport": "false"}})
+    assert (tls["Effect"], tls["Action"]) == ("Deny", "s3:*")
+    assert tls["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
     bronze = statements["BronzeReadableOnlyByIngestion"]
     assert bronze["Effect"] == "Deny" and "s3:GetObject" in bronze["Action"]
     assert sorted(bronze["Resource"]) == sorted(f"arn:aws:s3:::{bucket}/lake/{zone}/*"
@@ -176,9 +177,10 @@ def test_each_role_holds_only_its_work(stack):
     assert {"ecs:RunTask", "iam:PassRole", "sns:Publish"} <= daemon
     assert "ecs:RunTask" not in actions_of(stack, "DagsterWebserverRole")
     assert "iam:PassRole" not in actions_of(stack, "IngestionRole")
-    run_task = next(s for s in statements_of(stack, "DagsterDaemonRole") if s.get("Sid") == "RunTasksOnThePlatformCluster")
+    daemon_statements = {s.get("Sid"): s for s in statements_of(stack, "DagsterDaemonRole")}
+    run_task = daemon_statements["RunTasksOnThePlatformCluster"]
     assert run_task["Resource"].endswith(":task-definition/fe-platform-tmpl-run:*")
-    passed = next(s for s in statements_of(stack, "DagsterDaemonRole") if s.get("Sid") == "PassOnlyTheRunRoles")
+    passed = daemon_statements["PassOnlyTheRunRoles"]
     assert sorted(passed["Resource"]) == sorted(role_arn(stack, r) for r in (
         "RunTaskRole", "IngestionRole", "DashboardPublishingRole", "TaskExecutionRole"))
     metrics = next(s for s in statements_of(stack, "IngestionRole") if s.get("Sid") == "PlatformMetrics")
@@ -215,8 +217,7 @@ def test_task_definitions_name_their_secrets_and_roles(stack):
         assert container["secrets"] == [{"name": "DAGSTER_PG_PASSWORD",
                                          "valueFrom": secrets["fe-platform/tmpl/dagster-db"] + ":password::"}]
         logs = container["logConfiguration"]["options"]
-        assert logs["awslogs-group"] == {"webserver": "/fe-platform/tmpl/webserver", "daemon": "/fe-platform/tmpl/daemon",
-                                         "run": "/fe-platform/tmpl/runs"}[name]
+        assert logs["awslogs-group"] == "/fe-platform/tmpl/" + {"run": "runs"}.get(name, name)
     services = ecs.describe_services(cluster="fe-platform-tmpl", services=["webserver", "daemon"])["services"]
     assert sorted((s["serviceName"], s["desiredCount"]) for s in services) == [("daemon", 1), ("webserver", 1)]
 
@@ -229,7 +230,8 @@ def test_topics_log_groups_and_stores_exist(stack):
     assert sorted(groups) == ["/fe-platform/tmpl/daemon", "/fe-platform/tmpl/runs", "/fe-platform/tmpl/webserver"]
     assert {g["retentionInDays"] for g in groups.values()} == {90}
     db = stack.client("rds").describe_db_instances(DBInstanceIdentifier="fe-platform-tmpl-dagster")["DBInstances"][0]
-    assert (db["Engine"], db["StorageEncrypted"], db["PubliclyAccessible"], db["MultiAZ"]) == ("postgres", True, False, True)
+    assert (db["Engine"], db["StorageEncrypted"], db["PubliclyAccessible"]) == ("postgres", True, False)
+    assert db["MultiAZ"]
     warehouse = stack.redshift_cluster("Warehouse")
     assert warehouse["Encrypted"] and not warehouse["PubliclyAccessible"]
     assert stack.resolve(stack.template["Resources"]["Warehouse"]["Properties"]["IamRoles"]) == [
