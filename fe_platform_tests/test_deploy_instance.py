@@ -26,7 +26,11 @@ from fe_platform_tests import postgres_cluster
 from fe_platform_tests.deploy_stack import REGION, create_stack
 from fe_platform_tests.test_ingestion import delimited, iqvia_rows, land
 
-pytestmark = pytest.mark.postgres
+pytestmark = [
+    pytest.mark.postgres,
+    # Dagster's own schedule snapshot reads this deprecated property when a workspace loads in-process.
+    pytest.mark.filterwarnings("ignore:Property `ScheduleDefinition.environment_vars` is deprecated"),
+]
 PRODUCTION_INSTANCE = PROJECT_ROOT / "dagster.aws.yaml"
 IMAGE = "registry.example/fe-platform:test"
 
