@@ -105,6 +105,26 @@ def cmd_pull_fx(settings: Settings, args) -> int:
     return 0
 
 
+def cmd_sql(settings: Settings, args) -> int:
+    import duckdb
+
+    from fe_platform.defs.resources import lake_from_settings
+    from fe_platform.lib.lake_sql import query_lake
+
+    try:
+        columns, rows = query_lake(lake_from_settings(settings), args.query)
+    except duckdb.Error as exc:
+        print(f"fe-platform: {str(exc).splitlines()[0]}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps([dict(zip(columns, row, strict=True)) for row in rows], default=str, indent=1))
+    else:
+        print("\t".join(columns))
+        for row in rows:
+            print("\t".join("" if v is None else str(v) for v in row))
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="fe-platform", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -126,6 +146,10 @@ def parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="ingest every new delivery, then bring stale downstream assets up to date")
     run.add_argument("--wait", type=float, default=0, metavar="SECONDS",
                      help="when another `fe-platform run` works on this home, wait up to SECONDS for it")
+    sql = sub.add_parser("sql", help="answer SQL over the lake with DuckDB, with the table names of the Glue "
+                                     "catalog (one per feed, quarantine_<feed>, deliveries)")
+    sql.add_argument("query")
+    sql.add_argument("--json", action="store_true", help="rows as JSON objects")
     fx = sub.add_parser("pull-fx", help="pull one day's exchange rates from FE_FX_API_URL into landing/fx_rates/")
     fx.add_argument("--date", type=date.fromisoformat, help="YYYY-MM-DD (default: today in UTC)")
     return p
@@ -139,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"fe-platform: invalid settings: {exc}", file=sys.stderr)
         return 2
     handler = {"info": cmd_info, "generate": cmd_generate, "run": cmd_run, "demo": cmd_demo,
-               "pull-fx": cmd_pull_fx}[args.command]
+               "pull-fx": cmd_pull_fx, "sql": cmd_sql}[args.command]
     return handler(settings, args)
 
 

@@ -80,10 +80,12 @@ class Settings:
     freshness_daily_cron: str = "0 8 * * *"
     batch_max_deliveries: int = 100
     batch_max_bytes: int = 1 << 30
+    glue_database: str | None = None  # aws: validated partitions and the delivery log are registered there
     # pulled and streamed feeds (sources.md)
     sp_dispense: SpDispenseSource | None = None
     events_api: EventsApi | None = None
     engagement_stream: EngagementStream | None = None
+    secret_ids: tuple[tuple[str, str], ...] = ()  # (setting, Secrets Manager id it was read from)
 
     @property
     def lake_is_s3(self) -> bool:
@@ -110,7 +112,8 @@ class Settings:
         }
         if self.mode == "aws":
             out["aws"] = {"region": self.aws_region, "s3_endpoint_url": self.s3_endpoint_url,
-                          "kms_key_id": self.kms_key_id}
+                          "kms_key_id": self.kms_key_id, "glue_database": self.glue_database}
+            out["secrets_from_secrets_manager"] = dict(self.secret_ids)  # ids, never values
         return out
 
     def warehouse_location(self) -> str:
@@ -313,10 +316,45 @@ def _sources_public(s: Settings) -> dict:
     }
 
 
+# --- secrets from AWS Secrets Manager ----------------------------------------------------------------
+# In aws mode a secret setting is given by naming its secret: `FE_PII_HMAC_KEY_SECRET_ID=<name or ARN>`
+# (`<id>#<key>` for one key of a JSON secret) stands for `FE_PII_HMAC_KEY`, read when the settings load.
+# Any `FE_<SETTING>_SECRET_ID` works, so a new secret setting needs no change here.
+SECRET_ID_SUFFIX = "_SECRET_ID"
+
+
+def _secret_ids(env: Mapping[str, str]) -> dict[str, str]:
+    return {name.removesuffix(SECRET_ID_SUFFIX): value.strip() for name, value in env.items()
+            if name.startswith("FE_") and name.endswith(SECRET_ID_SUFFIX) and value.strip()}
+
+
+def _with_secrets(env: Mapping[str, str], mode: str) -> tuple[Mapping[str, str], dict[str, str]]:
+    """`env` with every `<SETTING>_SECRET_ID` replaced by the secret's value under `<SETTING>`."""
+    ids = _secret_ids(env)
+    if not ids:
+        return env, {}
+    first = sorted(ids)[0]
+    if mode != "aws":
+        raise SettingsError(f"{first}{SECRET_ID_SUFFIX} names a Secrets Manager secret, which needs FE_MODE=aws")
+    for setting in sorted(ids):
+        if env.get(setting, "").strip():
+            raise SettingsError(f"{setting} and {setting}{SECRET_ID_SUFFIX} are both set; set only one")
+    from fe_platform.lib.secrets import SecretUnavailable, read_secrets
+
+    endpoint = (env.get("AWS_ENDPOINT_URL_SECRETS_MANAGER", "").strip()
+                or env.get("AWS_ENDPOINT_URL", "").strip() or None)
+    try:
+        values = read_secrets(ids, region=_require(env, "AWS_REGION"), endpoint_url=endpoint)
+    except SecretUnavailable as exc:
+        raise SettingsError(str(exc)) from None
+    return {**env, **values}, ids
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Resolve the settings from `env` (default: the process environment)."""
     env = os.environ if env is None else env
     mode = _choice(env, "FE_MODE", MODES, "local")
+    env, secret_ids = _with_secrets(env, mode)
     home = Path(env.get("FE_HOME", "").strip() or PROJECT_ROOT / ".fe_platform").resolve()
     dagster_home = Path(env.get("DAGSTER_HOME", "").strip() or home / "dagster").resolve()
     default_target = "duckdb" if mode == "local" else "redshift"
@@ -372,9 +410,11 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         freshness_daily_cron=_cron(env, "FE_FRESHNESS_DAILY_CRON", "0 8 * * *"),
         batch_max_deliveries=_positive(env, "FE_BATCH_MAX_DELIVERIES", 100),
         batch_max_bytes=_positive(env, "FE_BATCH_MAX_BYTES", 1 << 30),
+        glue_database=(env.get("FE_GLUE_DATABASE", "").strip() or None) if mode == "aws" else None,
         sp_dispense=_sp_dispense(env, mode),
         events_api=_events_api(env),
         engagement_stream=_engagement_stream(env),
+        secret_ids=tuple(sorted(secret_ids.items())),
     )
 
 

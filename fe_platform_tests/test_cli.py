@@ -44,3 +44,20 @@ def test_large_iqvia_file(home, tmp_path):
     assert cli.main(["generate", "--large-iqvia", "1000", "--out", str(tmp_path / "big"),
                      "--end-friday", "2026-11-20"]) == 0
     assert len((tmp_path / "big" / "RXDYN_WEEKLY_20261120.txt").read_text().splitlines()) == 1001
+
+
+def test_sql_answers_over_the_lake_with_the_catalog_names_and_nothing_else(home, capsys):
+    from fe_platform.lib.ingestion import ingest_landing_file
+    from fe_platform.lib.lake import LocalLake
+    from fe_platform_tests.test_ingestion import CLEAN, delimited, iqvia_rows, land
+
+    lake = LocalLake(home / "lake")
+    rows = iqvia_rows(3) + [dict(CLEAN["iqvia_rx"], prescriber_id="9", payer_type="UNKNOWN")]
+    key = land(lake, "iqvia_rx", "RXDYN_WEEKLY_20261120.txt", delimited("iqvia_rx", rows))
+    ingest_landing_file(lake, key, "k" * 20)
+    query = ("select partition, count(*) as n, (select count(*) from quarantine_iqvia_rx) as q, "
+             "(select max(outcome) from deliveries) as outcome from iqvia_rx group by 1")
+    assert cli.main(["sql", "--json", query]) == 0
+    assert json.loads(capsys.readouterr().out) == [{"partition": "2026-11-20", "n": 3, "q": 1, "outcome": "loaded"}]
+    assert cli.main(["sql", "select * from read_csv('/etc/passwd')"]) == 1
+    assert "disabled" in capsys.readouterr().err

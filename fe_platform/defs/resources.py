@@ -11,6 +11,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fe_platform.lib.catalog import GlueCatalog
 from fe_platform.lib.lake import Lake, lake_at
 from fe_platform.lib.warehouse import WarehouseTarget
 from fe_platform.settings import Settings
@@ -18,12 +19,14 @@ from fe_platform.settings import Settings
 
 @dataclass(frozen=True)
 class Ingestion:
-    """What ingestion needs beyond the lake: the PII key, its scratch folder and batch bounds."""
+    """What ingestion needs beyond the lake: the PII key, its scratch folder, batch bounds, and the Glue
+    catalog its partitions are registered in (aws mode)."""
 
     pii_key: str = field(repr=False)
     work_dir: Path
     max_deliveries: int
     max_bytes: int
+    catalog: GlueCatalog | None = None
 
     def scratch(self) -> Path:
         """This process's scratch folder: named by its pid, so a sweep knows when its owner is gone."""
@@ -47,7 +50,8 @@ def warehouse_from_settings(s: Settings) -> WarehouseTarget:
 
 
 def ingestion_from_settings(s: Settings) -> Ingestion:
-    return Ingestion(s.pii_hmac_key, s.work_dir, s.batch_max_deliveries, s.batch_max_bytes)
+    catalog = GlueCatalog(s.glue_database, s.lake_root, s.aws_region) if s.glue_database else None
+    return Ingestion(s.pii_hmac_key, s.work_dir, s.batch_max_deliveries, s.batch_max_bytes, catalog)
 
 
 def platform_resources(s: Settings) -> dict:

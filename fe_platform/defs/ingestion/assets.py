@@ -198,12 +198,19 @@ def ingestion_assets(feed: Feed, settings: Settings) -> dg.AssetsDefinition:
 
         for partition in sorted(touched):
             version = current_version(lake, feed.name, partition)
+            if ingestion.catalog:  # Athena reads the version just committed
+                ingestion.catalog.register_validated(feed.name, feed.validated_schema(), partition,
+                                                     lake.uri(version.folder("validated")))
             yield dg.AssetMaterialization(raw, partition=partition, metadata={
                 "raw_keys": [p.raw_key for p in version.parts], "sha256": [p.sha256 for p in version.parts],
                 "uri": lake.uri(f"raw/{feed.name}/{partition}/")})
             yield dg.AssetMaterialization(validated, partition=partition,
                                           metadata=version_metadata(lake, feed, version))
             yield from check_evaluations(context, lake, feed, partition, version, checks)
+        if ingestion.catalog and todo:
+            from fe_platform.lib.delivery_log import delivery_log_schema
+
+            ingestion.catalog.register_deliveries(feed.name, delivery_log_schema())
         if not touched:
             context.log.info(f"{feed.name}: nothing new to materialize for {partition_keys[0]}"
                              f"{'..' + partition_keys[-1] if len(partition_keys) > 1 else ''}")
