@@ -17,6 +17,16 @@ from fe_platform.lib.lake import lake_from_settings
 from fe_platform.settings import Settings
 
 
+def _definitions(context: dg.OpExecutionContext, settings: Settings):
+    """The code location's definitions (for the assets' owners); a run executed in-process has none set."""
+    try:
+        return context.repository_def
+    except Exception:
+        from fe_platform.definitions import build_definitions
+
+        return build_definitions(settings)
+
+
 class DigestConfig(dg.Config):
     day: str | None = None  # YYYY-MM-DD; default: yesterday in UTC
 
@@ -47,7 +57,8 @@ def build_operations_defs(settings: Settings) -> dg.Definitions:
             day = date.fromisoformat(config.day) if config.day else datetime.now(UTC).date() - timedelta(days=1)
         except ValueError:
             raise dg.Failure(description=f"config day must be YYYY-MM-DD, got {config.day!r}") from None
-        alerts = send_digests(context.instance, context.repository_def, lake_from_settings(settings), settings, day)
+        alerts = send_digests(context.instance, _definitions(context, settings), lake_from_settings(settings),
+                              settings, day)
         for alert in alerts:
             context.log.info(f"digest of {day} sent to {alert.team}")
         return len(alerts)

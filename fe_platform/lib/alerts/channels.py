@@ -26,6 +26,11 @@ from fe_platform.lib.alerts.routing import OUTBOX, TeamChannels, recipients
 log = logging.getLogger("fe_platform.alerts")
 
 
+def pause(seconds: float) -> None:
+    """The wait between attempts."""
+    time.sleep(seconds)
+
+
 class ChannelError(Exception):
     """A send failed. `transient`: worth another try (a server error, a refused or broken connection)."""
 
@@ -59,7 +64,7 @@ class Transports:
     attempts: int = 3
     backoff_seconds: float = 1.0
     timeout: float = 10.0
-    sleep: Callable[[float], None] = time.sleep
+    sleep: Callable[[float], None] | None = None  # default: pause
 
 
 @dataclass(frozen=True)
@@ -177,7 +182,7 @@ def _with_retries(send: Callable[[], None], transports: Transports) -> tuple[int
         except ChannelError as exc:
             if not exc.transient or attempt == transports.attempts:
                 return attempt, str(exc)
-            transports.sleep(transports.backoff_seconds * 2 ** (attempt - 1))
+            (transports.sleep or pause)(transports.backoff_seconds * 2 ** (attempt - 1))
         except Exception as exc:  # a bug in a channel must not lose the alert either
             return attempt, f"{type(exc).__name__}"
     return transports.attempts, "no attempt made"
