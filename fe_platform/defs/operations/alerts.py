@@ -110,13 +110,15 @@ class Watched:
     feed: str | None
 
 
+DASHBOARDS_GROUP = "dashboards"  # the group of the dashboards domain's assets
+
+
 def watched_assets(graph) -> list[Watched]:
-    from fe_platform.defs.dashboards.assets import dashboard_key  # imported here: ingestion imports freshness
-    from fe_platform.defs.ingestion.assets import validated_key
-    from fe_platform.lib.dashboards.declarations import DASHBOARDS
+    from fe_platform.defs.ingestion.assets import validated_key  # imported here: ingestion imports freshness
 
     out = [Watched(validated_key(f), f"The feed {f.name}:", f.name) for f in FEEDS.values()]
-    out += [Watched(dashboard_key(d), f"The dashboard {d.title}:", None) for d in DASHBOARDS]
+    out += [Watched(k, "The dashboard", None) for k in sorted(graph.get_all_asset_keys(), key=str)
+            if graph.get(k).group_name == DASHBOARDS_GROUP]
     return [w for w in out if graph.has(w.key) and graph.get(w.key).freshness_policy is not None]
 
 
