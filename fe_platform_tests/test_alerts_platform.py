@@ -288,3 +288,47 @@ def test_outbox_holds_json_files_a_person_can_read(make_platform):
     body = json.loads(path.read_text())
     assert body["to"] == ["crm-ops@fe-pharma.example"] and body["team"] == "crm-operations"
     assert body["link"] == f"{UI}/assets/validated_sfdc_account?view=checks&partition={PARTITION}"
+
+
+# --- metrics to CloudWatch (aws mode, moto) -------------------------------------------------------
+
+def test_a_deliverys_metrics_reach_cloudwatch_once(aws_env, moto_endpoint, monkeypatch):
+    import boto3
+
+    from fe_platform.defs.operations.metrics import publish_metrics
+    from fe_platform.lib.alerts.metrics import NAMESPACE
+    from fe_platform.lib.ingestion import read_delivery_log
+
+    with dg.instance_for_test() as instance:
+        p = Platform(aws_env, instance)
+        assert p.lake.root.startswith("s3://")
+        quarantine_heavy(p)
+        assert p.ingest("sfdc_account").success
+        sent = publish_metrics(instance, p.defs, p.lake, p.settings, endpoint_url=moto_endpoint)
+        again = publish_metrics(instance, p.defs, p.lake, p.settings, endpoint_url=moto_endpoint)
+        [record] = read_delivery_log(p.lake, "sfdc_account")
+
+    cloudwatch = boto3.client("cloudwatch", endpoint_url=moto_endpoint, region_name="us-east-1")
+    dims = [{"Name": "feed", "Value": "sfdc_account"}, {"Name": "asset", "Value": "validated_sfdc_account"}]
+    names = {m["MetricName"] for m in cloudwatch.list_metrics(Namespace=NAMESPACE)["Metrics"]
+             if m["Dimensions"] == dims}
+    assert {"rows_in", "rows_valid", "rows_quarantined", "rejected", "run_seconds", "run_failed",
+            "freshness_lag_hours"} <= names
+    assert ("seconds" in names, "bytes" in names) == (hasattr(record, "seconds"), hasattr(record, "bytes"))
+
+    def total(metric: str) -> float:
+        stats = cloudwatch.get_metric_statistics(
+            Namespace=NAMESPACE, MetricName=metric, Dimensions=dims, Period=60, Statistics=["Sum"],
+            StartTime=record.ingested_at - timedelta(minutes=10), EndTime=datetime.now(UTC) + timedelta(minutes=10))
+        return sum(p["Sum"] for p in stats["Datapoints"])
+
+    assert (total("rows_in"), total("rows_quarantined"), total("rejected"), total("run_failed")) == (10, 2, 0, 0)
+    assert total("run_seconds") > 0
+    assert sent >= 7 and again == 1  # the second time only the feed's freshness lag is new
+
+
+def test_metrics_stay_local_in_local_mode(make_platform):
+    from fe_platform.defs.operations.metrics import publish_metrics
+
+    p = make_platform()
+    assert publish_metrics(p.instance, p.defs, p.lake, p.settings) == 0

@@ -482,3 +482,15 @@ def send_digests(instance: dg.DagsterInstance, defs, lake: Lake, settings: Setti
     """The digest of `day` to every team with something to report, unless it was sent already."""
     ev = evaluation(instance, defs, lake, settings, now)
     return tell(settle(digest_observations(ev, day), ev.ledger, ev.now), settings, transports)
+
+
+def summary_lines(settings: Settings, alerts: list[Alert]) -> list[str]:
+    """For the end of a run's summary: the alerts this run sent, per team, and what the outbox holds."""
+    from collections import Counter
+
+    from fe_platform.lib.alerts.outbox import outbox_summary
+
+    teams = Counter(a.team for a in alerts)
+    told = ", ".join(f"{team} {n}" for team, n in sorted(teams.items()))
+    lines = [f"  alerts this run: {len(alerts)}" + (f" ({told})" if told else "")]
+    return lines + outbox_summary(settings.home / "outbox")
