@@ -332,3 +332,43 @@ def test_metrics_stay_local_in_local_mode(make_platform):
 
     p = make_platform()
     assert publish_metrics(p.instance, p.defs, p.lake, p.settings) == 0
+
+
+# --- under the daemon: the sensor loop runs the alert sensor, and a failed tick is told -----------
+
+def test_the_daemons_sensor_loop_tells_a_failed_sensor_tick_once(tmp_path, monkeypatch):
+    import logging as log
+    from pathlib import Path
+
+    from dagster._core.remote_origin import InProcessCodeLocationOrigin
+    from dagster._core.scheduler.instigation import TickStatus
+    from dagster._core.test_utils import create_test_daemon_workspace_context, freeze_time
+    from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
+    from dagster._core.workspace.load_target import InProcessWorkspaceLoadTarget
+    from dagster._daemon.sensor import execute_sensor_iteration
+
+    monkeypatch.setenv("FE_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("FE_DAGSTER_URL", UI)
+    location = Path(__file__).parent / "locations" / "operations_location.py"
+    origin = InProcessCodeLocationOrigin(LoadableTargetOrigin(python_file=str(location), attribute="defs"),
+                                         location_name="fe_platform")
+    start = datetime.now(UTC)
+    with dg.instance_for_test() as instance, create_test_daemon_workspace_context(
+            InProcessWorkspaceLoadTarget([origin]), instance) as workspace:
+        for minutes in (0, 2, 4):  # three ticks of every sensor, two minutes apart
+            with freeze_time(start + timedelta(minutes=minutes)):
+                list(execute_sensor_iteration(workspace, log.getLogger("sensors"), None, None))
+        states = {s.instigator_name: s for s in instance.all_instigator_state()}
+        alert_ticks = instance.get_ticks(states["operations_alerts"].instigator_origin_id,
+                                         states["operations_alerts"].selector_id)
+        broken_ticks = instance.get_ticks(states["broken_landing_sensor"].instigator_origin_id,
+                                          states["broken_landing_sensor"].selector_id)
+
+    assert [t.status for t in broken_ticks] == [TickStatus.FAILURE] * 3
+    assert all(t.status == TickStatus.SKIPPED for t in alert_ticks) and len(alert_ticks) == 3
+    assert "1 alert(s) sent" in [t.skip_reason for t in alert_ticks]
+    told = [a for _, a in read_outbox(tmp_path / "home" / "outbox")]
+    assert [(a["kind"], a["team"], a["asset"]) for a in told] == [
+        ("sensor_failed", "crm-operations", "sensor:broken_landing_sensor")]
+    assert "(PermissionError)" in told[0]["text"] and "refused" not in told[0]["text"]
+    assert told[0]["link"] == f"{UI}/locations/fe_platform/sensors/broken_landing_sensor"
