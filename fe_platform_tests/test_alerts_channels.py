@@ -223,8 +223,10 @@ def test_only_numbers_and_named_counts_of_a_checks_metadata_are_shown():
                 "by_rule": {"email_format": 2, "state_allowed": 1},
                 "samples": {"state_allowed": [{"first_name": "Ana", "city": "Boston"}]},
                 "landing_key": "landing/sfdc_account/SFDC_ACCOUNT_20261120.csv",
-                "sample": ["ana.ruiz@clinic.example"], "counts_by_value": {"ana.ruiz@clinic.example": 1}}
-    assert content.safe_numbers(metadata) == ["by_rule: email_format 2, state_allowed 1", "quarantine_pct: 25",
+                "sample": ["ana.ruiz@clinic.example"], "counts_by_value": {"ana.ruiz@clinic.example": 1},
+                "dagster_dbt/failed_row_count": 7}
+    assert content.safe_numbers(metadata) == ["by_rule: email_format 2, state_allowed 1",
+                                              "dagster_dbt/failed_row_count: 7", "quarantine_pct: 25",
                                               "rows_quarantined: 3", "threshold_pct: 5"]
     assert content.scrub("bad header 'ana.ruiz@clinic.example' or (617) 555-0100") == (
         "bad header '[email]' or [number]")

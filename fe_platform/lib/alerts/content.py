@@ -16,7 +16,8 @@ from urllib.parse import quote, urlencode
 
 from fe_platform.lib.alerts.model import Finding
 
-IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,80}")
+IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,80}")  # a rule or column name
+METADATA_NAME = re.compile(r"[A-Za-z_][\w./-]{0,120}")  # names a check's code gives, like dagster/row_count
 EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 PHONE = re.compile(r"(\+?\d[\s.-]?)?\(?\d{3}\)?[\s.-]?\d{3}[\s.-]?\d{4}")
 PREFIX = "[FE Platform]"
@@ -58,7 +59,7 @@ def safe_numbers(metadata: Mapping[str, object]) -> list[str]:
     """`name: number` and `name: key n, key n` lines of a check's metadata; everything else is left out."""
     lines = []
     for name, value in sorted(metadata.items()):
-        if not IDENTIFIER.fullmatch(name):
+        if not METADATA_NAME.fullmatch(name):
             continue
         if (shown := _number(value)) is not None:
             lines.append(f"{name}: {shown}")
