@@ -153,12 +153,24 @@ def test_an_sns_topic_that_does_not_exist_is_logged_not_raised(aws, tmp_path, ca
     assert not sent.ok and sent.error.startswith("SNS ") and alert().subject in caplog.text
 
 
+def test_email_through_ses(aws, tmp_path):
+    ses = boto3.client("ses", endpoint_url=aws, region_name="us-east-1")
+    ses.verify_email_identity(EmailAddress="fe-platform@fe-pharma.example")
+    before = ses.get_send_quota()["SentLast24Hours"]
+    transports = Transports(tmp_path / "outbox", email="ses", email_from="fe-platform@fe-pharma.example",
+                            aws_region="us-east-1", aws_endpoint_url=aws)
+    [sent] = deliver(alert(), TeamChannels(email=("owners",)), transports)
+    assert (sent.channel, sent.via, sent.ok) == ("email", "ses", True)
+    assert ses.get_send_quota()["SentLast24Hours"] == before + 1
+
+
 def test_delivery_metrics_land_in_cloudwatch(aws):
     at = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)
-    datums = delivery_datums("sfdc_account", "validated_sfdc_account", at, 120, 110, 10, False, 1.5, 20480)
+    # a feed of its own: the moto server (and so CloudWatch) is shared by the session's tests
+    datums = delivery_datums("metrics_test_feed", "validated_metrics_test_feed", at, 120, 110, 10, False, 1.5, 20480)
     assert put_metrics(datums, "us-east-1", aws) == 6
     cloudwatch = boto3.client("cloudwatch", endpoint_url=aws, region_name="us-east-1")
-    dims = [{"Name": "feed", "Value": "sfdc_account"}, {"Name": "asset", "Value": "validated_sfdc_account"}]
+    dims = [{"Name": "feed", "Value": "metrics_test_feed"}, {"Name": "asset", "Value": "validated_metrics_test_feed"}]
     names = {m["MetricName"] for m in cloudwatch.list_metrics(Namespace=NAMESPACE)["Metrics"]
              if m["Dimensions"] == dims}
     assert {"rows_in", "rows_valid", "rows_quarantined", "rejected", "seconds", "bytes"} <= names

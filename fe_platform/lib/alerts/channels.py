@@ -182,7 +182,7 @@ def _with_retries(send: Callable[[], None], transports: Transports) -> tuple[int
         except ChannelError as exc:
             if not exc.transient or attempt == transports.attempts:
                 return attempt, str(exc)
-            (transports.sleep or pause)(transports.backoff_seconds * 2 ** (attempt - 1))
+            (pause if transports.sleep is None else transports.sleep)(transports.backoff_seconds * 2 ** (attempt - 1))
         except Exception as exc:  # a bug in a channel must not lose the alert either
             return attempt, f"{type(exc).__name__}"
     return transports.attempts, "no attempt made"
