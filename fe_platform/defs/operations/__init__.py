@@ -7,7 +7,7 @@ Entry points for the rest of the platform:
 - `publish_metrics(instance, defs, lake, settings, now=None)`: CloudWatch metrics, in aws mode;
 - `summary_lines(settings, alerts)`: a run summary's lines on alerts and the outbox.
 They are imported lazily: the ingestion assets import `freshness` from this package, and the alert
-sources look at those assets.
+sources import the ingestion assets.
 """
 
 from __future__ import annotations

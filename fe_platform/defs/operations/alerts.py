@@ -27,6 +27,7 @@ from dagster._core.events import DagsterEventType
 from dagster._core.scheduler.instigation import TickStatus
 from dagster._utils.schedules import get_latest_completed_cron_tick  # the cron arithmetic Dagster itself uses
 
+from fe_platform.defs.ingestion.assets import landing_key, validated_key
 from fe_platform.defs.operations.freshness import expectation, is_late
 from fe_platform.lib.alerts import content
 from fe_platform.lib.alerts.channels import SmtpServer, Transports, deliver
@@ -40,7 +41,6 @@ from fe_platform.settings import Settings
 
 FINISHED = (DagsterEventType.RUN_SUCCESS, DagsterEventType.RUN_FAILURE, DagsterEventType.RUN_CANCELED)
 PARTITION_TAG = "dagster/partition"
-FEED_TAG = "fe_platform/feed"
 PAGE = 500
 
 
@@ -114,8 +114,6 @@ DASHBOARDS_GROUP = "dashboards"  # the group of the dashboards domain's assets
 
 
 def watched_assets(graph) -> list[Watched]:
-    from fe_platform.defs.ingestion.assets import validated_key  # imported here: ingestion imports freshness
-
     out = [Watched(validated_key(f), f"The feed {f.name}:", f.name) for f in FEEDS.values()]
     out += [Watched(k, "The dashboard", None) for k in sorted(graph.get_all_asset_keys(), key=str)
             if graph.get(k).group_name == DASHBOARDS_GROUP]
@@ -123,8 +121,6 @@ def watched_assets(graph) -> list[Watched]:
 
 
 def feed_asset_keys(feed_name: str) -> tuple[dg.AssetKey, dg.AssetKey]:
-    from fe_platform.defs.ingestion.assets import landing_key, validated_key
-
     return landing_key(FEEDS[feed_name]), validated_key(FEEDS[feed_name])
 
 

@@ -12,8 +12,8 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 from dagster._core.events import DagsterEventType
 
+from fe_platform.defs.ingestion.sensors import FEED_TAG
 from fe_platform.defs.operations.alerts import (
-    FEED_TAG,
     evaluation,
     feed_asset_keys,
     finished_runs,

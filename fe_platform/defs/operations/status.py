@@ -14,6 +14,7 @@ import dagster as dg
 from dagster._core.event_api import PartitionKeyFilter
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
+from fe_platform.defs.ingestion.assets import validated_key
 from fe_platform.defs.operations.alerts import evaluation, freshness
 from fe_platform.defs.operations.freshness import freshness_policy, is_late
 from fe_platform.lib.alerts.content import scrub
@@ -44,8 +45,6 @@ def _iso(value: datetime | None) -> str | None:
 
 
 def feed_status(ev, feed, records, fresh) -> dict:
-    from fe_platform.defs.ingestion.assets import validated_key  # imported here: ingestion imports freshness
-
     last = records[-1] if records else None
     loaded = [r for r in records if r.outcome == "loaded"]
     latest = loaded[-1] if loaded else None
