@@ -1,4 +1,4 @@
-"""`fe-platform`: info, generate, run, demo, pull-fx."""
+"""`fe-platform`: info, generate, run, demo, pull-fx, status."""
 
 from __future__ import annotations
 
@@ -125,6 +125,19 @@ def cmd_sql(settings: Settings, args) -> int:
     return 0
 
 
+def cmd_status(settings: Settings, args) -> int:
+    """Per feed and dashboard: the latest delivery or refresh, quarantine, freshness, failing checks."""
+    from fe_platform.defs import ingestion
+    from fe_platform.defs.operations.status import format_status, platform_status
+    from fe_platform.defs.resources import lake_from_settings
+    from fe_platform.runner import dagster_instance
+
+    status = platform_status(dagster_instance(settings), ingestion.build_defs(settings), lake_from_settings(settings),
+                             settings)
+    print(json.dumps(status, indent=2) if args.json else format_status(status))
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="fe-platform", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -150,6 +163,9 @@ def parser() -> argparse.ArgumentParser:
                                      "catalog (one per feed, quarantine_<feed>, deliveries)")
     sql.add_argument("query")
     sql.add_argument("--json", action="store_true", help="rows as JSON objects")
+    status = sub.add_parser("status", help="per feed its last delivery, quarantine, freshness and failing checks; "
+                                           "per dashboard its last refresh and data quality")
+    status.add_argument("--json", action="store_true", help="print the status as JSON, for scripts")
     fx = sub.add_parser("pull-fx", help="pull one day's exchange rates from FE_FX_API_URL into landing/fx_rates/")
     fx.add_argument("--date", type=date.fromisoformat, help="YYYY-MM-DD (default: today in UTC)")
     return p
@@ -163,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"fe-platform: invalid settings: {exc}", file=sys.stderr)
         return 2
     handler = {"info": cmd_info, "generate": cmd_generate, "run": cmd_run, "demo": cmd_demo,
-               "pull-fx": cmd_pull_fx, "sql": cmd_sql}[args.command]
+               "pull-fx": cmd_pull_fx, "sql": cmd_sql, "status": cmd_status}[args.command]
     return handler(settings, args)
 
 

@@ -6,7 +6,7 @@ import warnings
 
 import dagster as dg
 
-from fe_platform.defs import dashboards, ingestion, warehouse
+from fe_platform.defs import dashboards, ingestion, operations, warehouse
 from fe_platform.defs.resources import platform_resources
 from fe_platform.settings import Settings, settings
 
@@ -24,6 +24,7 @@ def build_definitions(s: Settings) -> dg.Definitions:
         ingestion.build_defs(s),
         warehouse.build_defs(s),
         dashboards.build_defs(s),
+        operations.build_defs(s),
     )
 
 

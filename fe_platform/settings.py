@@ -86,6 +86,7 @@ class Settings:
     events_api: EventsApi | None = None
     engagement_stream: EngagementStream | None = None
     secret_ids: tuple[tuple[str, str], ...] = ()  # (setting, Secrets Manager id it was read from)
+    alerts: AlertSettings = field(default_factory=lambda: load_alert_settings({}))
 
     @property
     def lake_is_s3(self) -> bool:
@@ -109,6 +110,7 @@ class Settings:
             "fx_api_url": _redacted(self.fx_api_url),
             "ingestion_batch": {"max_deliveries": self.batch_max_deliveries, "max_bytes": self.batch_max_bytes},
             "sources": _sources_public(self),
+            "alerts": self.alerts.public(),
         }
         if self.mode == "aws":
             out["aws"] = {"region": self.aws_region, "s3_endpoint_url": self.s3_endpoint_url,
@@ -415,6 +417,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         events_api=_events_api(env),
         engagement_stream=_engagement_stream(env),
         secret_ids=tuple(sorted(secret_ids.items())),
+        alerts=load_alert_settings(env),
     )
 
 
@@ -423,3 +426,151 @@ def settings() -> Settings:
     """The process's settings, resolved once."""
     return load_settings()
 
+
+
+# --- alerts, digest and metrics (issue 13) ---------------------------------------------------------
+#
+# Every asset's owners name a team (`team:<name>`) and an email. A team's channels are three settings,
+# <TEAM> being the team name in capitals, every run of other characters as one `_` (crm-operations ->
+# CRM_OPERATIONS, "F&E Sales Operations" -> F_E_SALES_OPERATIONS):
+#   FE_ALERTS_<TEAM>_EMAIL      addresses, comma-separated; `owners` stands for the asset's owner emails
+#   FE_ALERTS_<TEAM>_WEBHOOK    a Slack/Teams incoming-webhook URL (a secret), or `outbox`
+#   FE_ALERTS_<TEAM>_SNS_TOPIC  an SNS topic ARN, or `outbox`
+# A team with none of them is told through the platform team's channels; with none of those either,
+# alerts are emailed to the asset's owners. Email goes out by FE_ALERTS_EMAIL_TRANSPORT: `outbox` (files
+# under $FE_HOME/outbox/email/, the default without FE_SMTP_HOST), `smtp` or `ses`.
+
+ALERT_CHANNEL_SUFFIXES = ("_EMAIL", "_WEBHOOK", "_SNS_TOPIC")
+ALERT_SETTINGS = ("FE_ALERTS_PLATFORM_TEAM", "FE_ALERTS_EMAIL_TRANSPORT", "FE_ALERTS_DIGEST_CRON")
+EMAIL_TRANSPORTS = ("outbox", "smtp", "ses")
+OUTBOX = "outbox"
+OWNERS = "owners"
+_TEAM = r"[A-Za-z0-9][\w&. -]{0,80}"
+_ADDRESS = r"[^@\s,]+@[^@\s,]+\.[^@\s,]+"
+
+
+@dataclass(frozen=True)
+class TeamChannelSettings:
+    email: tuple[str, ...] = ()  # addresses, or OWNERS
+    webhook: str | None = field(default=None, repr=False)  # a URL (secret) or OUTBOX
+    sns_topic: str | None = None  # an ARN or OUTBOX
+
+    def public(self) -> dict:
+        webhook = None if self.webhook is None else OUTBOX if self.webhook == OUTBOX else "(set, not shown)"
+        return {"email": list(self.email), "webhook": webhook, "sns_topic": self.sns_topic}
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    host: str
+    port: int
+    user: str | None
+    password: str | None = field(repr=False)
+    starttls: bool = True
+
+
+@dataclass(frozen=True)
+class AlertSettings:
+    platform_team: str
+    teams: dict[str, TeamChannelSettings]  # by <TEAM> as in the setting's name: CRM_OPERATIONS
+    email_transport: str
+    email_from: str
+    smtp: SmtpSettings | None
+    dagster_url: str
+    digest_cron: str
+    aws_region: str | None
+
+    def public(self) -> dict:
+        smtp = self.smtp
+        return {
+            "platform_team": self.platform_team,
+            "teams": {team: channels.public() for team, channels in sorted(self.teams.items())},
+            "email": {"transport": self.email_transport, "from": self.email_from,
+                      "smtp": None if smtp is None else {"host": smtp.host, "port": smtp.port, "user": smtp.user,
+                                                         "starttls": smtp.starttls}},
+            "dagster_url": self.dagster_url,
+            "digest_cron": self.digest_cron,
+        }
+
+
+def _team_channels(env: Mapping[str, str], name: str, suffix: str, channels: TeamChannelSettings
+                   ) -> TeamChannelSettings:
+    import re
+    from dataclasses import replace
+
+    value = env[name].strip()
+    if suffix == "_EMAIL":
+        items = tuple(v.strip() for v in value.split(",") if v.strip())
+        bad = [v for v in items if v != OWNERS and not re.fullmatch(_ADDRESS, v)]
+        if not items or bad:
+            raise SettingsError(f"{name} must be email addresses separated by commas, or `{OWNERS}`"
+                                + (f"; {bad[0]!r} is not an address" if bad else ""))
+        return replace(channels, email=items)
+    if suffix == "_WEBHOOK":
+        if value != OUTBOX and not re.fullmatch(r"https?://[^\s/]+(/\S*)?", value):
+            # the value is a secret: the message does not repeat it
+            raise SettingsError(f"{name} must be an http(s) incoming-webhook URL or `{OUTBOX}`")
+        return replace(channels, webhook=value)
+    if value != OUTBOX and not re.fullmatch(r"arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}", value):
+        raise SettingsError(f"{name} must be an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME) or `{OUTBOX}`, "
+                            f"got {value!r}")
+    return replace(channels, sns_topic=value)
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw not in ("true", "false", "1", "0", "yes", "no"):
+        raise SettingsError(f"{name} must be true or false, got {raw!r}")
+    return raw in ("true", "1", "yes")
+
+
+def load_alert_settings(env: Mapping[str, str]) -> AlertSettings:
+    """Teams' channels, the email transport, SMTP, the Dagster UI's URL for links, the digest's time."""
+    import re
+
+    platform_team = env.get("FE_ALERTS_PLATFORM_TEAM", "").strip() or "data-platform"
+    if not re.fullmatch(_TEAM, platform_team):
+        raise SettingsError(f"FE_ALERTS_PLATFORM_TEAM must be a team name as assets' owners name it (like "
+                            f"data-platform), got {platform_team!r}")
+    teams: dict[str, TeamChannelSettings] = {}
+    for name in sorted(env):
+        if not name.startswith("FE_ALERTS_") or name in ALERT_SETTINGS or not env[name].strip():
+            continue
+        suffix = next((s for s in ALERT_CHANNEL_SUFFIXES if name.endswith(s)), None)
+        team_part = name[len("FE_ALERTS_"):-len(suffix)] if suffix else ""
+        if suffix is None or not re.fullmatch(r"[A-Z0-9]+(_[A-Z0-9]+)*", team_part):
+            raise SettingsError(f"{name} is not an alert setting: a team's channel is FE_ALERTS_<TEAM>_EMAIL, "
+                                f"_WEBHOOK or _SNS_TOPIC (<TEAM> like CRM_OPERATIONS)")
+        teams[team_part] = _team_channels(env, name, suffix, teams.get(team_part, TeamChannelSettings()))
+
+    host = env.get("FE_SMTP_HOST", "").strip()
+    transport = _choice(env, "FE_ALERTS_EMAIL_TRANSPORT", EMAIL_TRANSPORTS, "smtp" if host else "outbox")
+    smtp = None
+    if transport == "smtp":
+        user = env.get("FE_SMTP_USER", "").strip() or None
+        password = env.get("FE_SMTP_PASSWORD", "") or None
+        if user and not password:
+            raise SettingsError("FE_SMTP_PASSWORD is required when FE_SMTP_USER is set")
+        smtp = SmtpSettings(host=_require(env, "FE_SMTP_HOST"), port=_port(env, "FE_SMTP_PORT", 587), user=user,
+                            password=password, starttls=_bool(env, "FE_SMTP_STARTTLS", True))
+    region = env.get("AWS_REGION", "").strip() or None
+    if transport == "ses" and not region:
+        raise SettingsError("AWS_REGION is required when FE_ALERTS_EMAIL_TRANSPORT is ses")
+    sender = env.get("FE_SMTP_FROM", "").strip() or "fe-platform@localhost"
+    if not re.fullmatch(r"[^@\s,]+@[^@\s,]+", sender):
+        raise SettingsError(f"FE_SMTP_FROM must be an email address, got {sender!r}")
+    dagster_url = (env.get("FE_DAGSTER_URL", "").strip() or "http://127.0.0.1:3000").rstrip("/")
+    if not re.fullmatch(r"https?://[^\s/]+(/\S*)?", dagster_url):
+        raise SettingsError(f"FE_DAGSTER_URL must be the http(s) URL of the Dagster UI, got {dagster_url!r}")
+    return AlertSettings(
+        platform_team=platform_team,
+        teams=teams,
+        email_transport=transport,
+        email_from=sender,
+        smtp=smtp,
+        dagster_url=dagster_url,
+        digest_cron=_cron(env, "FE_ALERTS_DIGEST_CRON", "0 7 * * *"),
+        aws_region=region,
+    )

@@ -141,6 +141,20 @@ class Runner:
                 self.execute(job, f"ingest {feed.name} ({len(batch.deliveries)} deliveries)", dict(request.tags),
                              on_event, run_config={**QUIET, **request.run_config})
 
+    def tell_owners(self) -> None:
+        """The alerts the daemon's sensor would send, and the metrics (aws), for what this run did. Telling
+        must never fail the run: an alert that cannot be sent is logged whole by its channel."""
+        from fe_platform.defs import operations
+
+        lake = self.defs.resources["lake"]
+        try:
+            alerts = operations.evaluate_alerts(self.instance, self.defs, lake, self.settings)
+            operations.publish_metrics(self.instance, self.defs, lake, self.settings)
+        except Exception as exc:  # noqa: BLE001 (a source of alerts that fails is reported, never raised)
+            self.progress.line(f"  alerts: not evaluated ({type(exc).__name__}: {exc})")
+            return
+        self.summary.extra_lines += operations.summary_lines(self.settings, alerts)
+
     def refresh(self, cursor=None):
         """Ask automation what is stale; materialize it and what follows, in order; repeat."""
         graph = self.defs.resolve_asset_graph()
@@ -227,6 +241,7 @@ def run_platform(settings: Settings, echo: Echo = print, wait_seconds: float = 0
             echo("Bringing stale warehouse tables and dashboards up to date ...")
             cursor = runner.refresh(cursor)
             save_cursor(settings, cursor)
+            runner.tell_owners()
         return runner.summary
     finally:
         lock.__exit__(None, None, None)

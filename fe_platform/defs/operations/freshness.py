@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import dagster as dg
 
@@ -22,3 +22,38 @@ def freshness_policy(kind: str, settings: Settings) -> dg.FreshnessPolicy:
         # Warehouse and dashboards: a day behind the feeds at most, warned after half a day.
         return dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=30), warn_window=timedelta(hours=12))
     raise ValueError(f"unknown freshness kind {kind!r}")
+
+
+def _hours(delta: timedelta) -> str:
+    hours = delta.total_seconds() / 3600
+    return f"{hours:g} hours" if hours < 48 else f"{hours / 24:g} days"
+
+
+def is_late(policy: dg.FreshnessPolicy, last_materialized: datetime, now: datetime) -> bool:
+    """Whether an asset last materialized at `last_materialized` misses `policy` at `now`.
+
+    Dagster's own evaluation, with the clock passed in: a cron policy wants a materialization in the window
+    that ends at the latest deadline tick (at or before now) and starts `lower_bound_delta` before it; a
+    time-window policy wants one within `fail_window` of now.
+    """
+    from dagster._core.definitions.freshness import CronFreshnessPolicy, TimeWindowFreshnessPolicy
+    from dagster._utils.schedules import get_latest_completed_cron_tick
+
+    if isinstance(policy, CronFreshnessPolicy):
+        tick = get_latest_completed_cron_tick(policy.deadline_cron, now, policy.timezone)
+        return last_materialized < tick - policy.lower_bound_delta
+    if isinstance(policy, TimeWindowFreshnessPolicy):
+        return now - last_materialized >= policy.fail_window.to_timedelta()
+    raise ValueError(f"unknown freshness policy {type(policy).__name__}")
+
+
+def expectation(policy: dg.FreshnessPolicy) -> str:
+    """The policy in words, for an alert."""
+    from dagster._core.definitions.freshness import CronFreshnessPolicy, TimeWindowFreshnessPolicy
+
+    if isinstance(policy, CronFreshnessPolicy):
+        return (f"new data by each deadline of the cron `{policy.deadline_cron}` ({policy.timezone}), "
+                f"at most {_hours(policy.lower_bound_delta)} before it")
+    if isinstance(policy, TimeWindowFreshnessPolicy):
+        return f"updated at least every {_hours(policy.fail_window.to_timedelta())}"
+    return type(policy).__name__
