@@ -127,12 +127,12 @@ def cmd_sql(settings: Settings, args) -> int:
 
 def cmd_status(settings: Settings, args) -> int:
     """Per feed and dashboard: the latest delivery or refresh, quarantine, freshness, failing checks."""
-    from fe_platform.defs import ingestion
+    from fe_platform.definitions import build_definitions
     from fe_platform.defs.operations.status import format_status, platform_status
     from fe_platform.defs.resources import lake_from_settings
     from fe_platform.runner import dagster_instance
 
-    status = platform_status(dagster_instance(settings), ingestion.build_defs(settings), lake_from_settings(settings),
+    status = platform_status(dagster_instance(settings), build_definitions(settings), lake_from_settings(settings),
                              settings)
     print(json.dumps(status, indent=2) if args.json else format_status(status))
     return 0

@@ -11,11 +11,10 @@ import dagster as dg
 import pytest
 
 from fe_platform.defs import ingestion, operations
-from fe_platform.defs.ingestion.assets import LANDING_KEY_TAG
 from fe_platform.defs.operations.alerts import evaluate_alerts, send_digests
+from fe_platform.defs.resources import lake_from_settings, platform_resources
 from fe_platform.lib.alerts.outbox import read_outbox
 from fe_platform.lib.identifiers import sfdc_suffix
-from fe_platform.lib.lake import lake_from_settings
 from fe_platform.sample_data.generator import generate
 from fe_platform.settings import load_settings
 from fe_platform_tests.alert_servers import SMTP_PASSWORD, SMTP_USER, WebhookServer, start_smtp
@@ -31,13 +30,14 @@ class Platform:
     def __init__(self, env: dict, instance):
         self.settings = load_settings(env)
         self.lake = lake_from_settings(self.settings)
-        self.defs = dg.Definitions.merge(ingestion.build_defs(self.settings), operations.build_defs(self.settings))
+        self.defs = dg.Definitions.merge(ingestion.build_defs(self.settings), operations.build_defs(self.settings),
+                                         dg.Definitions(resources=platform_resources(self.settings)))
         self.instance = instance
 
     def ingest(self, feed: str, partition: str = PARTITION, key: str | None = None) -> dg.ExecuteInProcessResult:
         return self.defs.resolve_job_def(f"ingest_{feed}_job").execute_in_process(
             instance=self.instance, partition_key=partition, raise_on_error=False,
-            tags={LANDING_KEY_TAG: key} if key else None)
+            run_config={"ops": {f"ingest_{feed}": {"config": {"landing_keys": [key]}}}} if key else None)
 
     def evaluate(self, now: datetime | None = None, digest: bool = False):
         return evaluate_alerts(self.instance, self.defs, self.lake, self.settings, now=now, digest=digest)
@@ -115,7 +115,7 @@ def test_error_check_on_a_sample_account_file_is_emailed_to_its_owners_without_p
 
     quarantine = next(m for m in smtp.messages if "quarantine_by_rule" in m.message["Subject"])
     body = quarantine.message.get_content()
-    from fe_platform.lib.ingestion import read_delivery_log
+    from fe_platform.lib.delivery_log import read_delivery_log
 
     delivery = [r for r in read_delivery_log(p.lake, "sfdc_account") if r.outcome == "loaded"][-1]
     assert f"rows_quarantined: {delivery.rows_quarantined}" in body
@@ -160,7 +160,7 @@ def test_a_dead_webhook_fails_neither_the_run_nor_the_sensor_and_the_alert_is_lo
     run = p.ingest("sfdc_account", key=quarantine_heavy(p))
     assert run.success
     sensor = p.defs.resolve_sensor_def("operations_alerts")
-    context = dg.build_sensor_context(instance=p.instance, definitions=p.defs)
+    context = dg.build_sensor_context(instance=p.instance, definitions=p.defs, resources={"lake": p.lake})
     with caplog.at_level(logging.ERROR, "fe_platform.alerts"):
         result = sensor(context)
     assert isinstance(result, dg.SkipReason) and result.skip_message == "1 alert(s) sent"
@@ -205,14 +205,14 @@ def test_a_rejected_delivery_is_told_once_to_the_feeds_owners(make_platform):
     assert p.evaluate() == []
 
 
-def test_a_failed_run_is_told_to_the_platform_team(make_platform):
+def test_a_failed_run_is_told_to_the_owners_of_what_it_ran(make_platform):
     p = make_platform()  # no FE_FX_API_URL: the FX pull fails
-    result = p.defs.resolve_job_def("pull_fx_rates_job").execute_in_process(instance=p.instance,
-                                                                            raise_on_error=False)
+    result = p.defs.resolve_job_def("landing_fx_rates_job").execute_in_process(
+        instance=p.instance, partition_key=PARTITION, raise_on_error=False)
     assert not result.success
     [alert] = p.evaluate()
-    assert (alert.kind, alert.team, alert.asset) == ("run_failed", "data-platform", "pull_fx_rates_job")
-    assert "Failed step: pull_fx_rates (Failure)" in alert.text
+    assert (alert.kind, alert.team) == ("run_failed", "finance-data")
+    assert "Failed step: landing_fx_rates (Failure)" in alert.text
     assert alert.link == f"{UI}/runs/{result.run_id}"
     assert p.evaluate() == []
 
@@ -297,7 +297,7 @@ def test_a_deliverys_metrics_reach_cloudwatch_once(aws_env, moto_endpoint, monke
 
     from fe_platform.defs.operations.metrics import publish_metrics
     from fe_platform.lib.alerts.metrics import NAMESPACE
-    from fe_platform.lib.ingestion import read_delivery_log
+    from fe_platform.lib.delivery_log import read_delivery_log
 
     with dg.instance_for_test() as instance:
         p = Platform(aws_env, instance)

@@ -85,10 +85,9 @@ def test_info_shows_channels_but_no_secret(tmp_path):
 
 def test_operations_definitions_merge_with_the_platforms_and_watch_feeds_and_dashboards(tmp_path):
     from fe_platform.definitions import build_definitions
-    from fe_platform.defs import operations
 
     settings = load_settings({"FE_HOME": str(tmp_path)})
-    defs = dg.Definitions.merge(build_definitions(settings), operations.build_defs(settings))
+    defs = build_definitions(settings)  # operations are part of the platform's definitions
     assert defs.resolve_sensor_def("operations_alerts").default_status == dg.DefaultSensorStatus.RUNNING
     assert defs.resolve_sensor_def("operations_metrics").default_status == dg.DefaultSensorStatus.STOPPED
     assert defs.resolve_schedule_def("operations_daily_digest").cron_schedule == "0 7 * * *"

@@ -8,7 +8,7 @@ import dagster as dg
 from fe_platform import cli
 from fe_platform.defs import ingestion
 from fe_platform.defs.operations.status import format_status, platform_status
-from fe_platform.lib.lake import lake_from_settings
+from fe_platform.defs.resources import lake_from_settings, platform_resources
 from fe_platform.runner import dagster_instance
 from fe_platform.settings import load_settings
 from fe_platform_tests.test_alerts_platform import PARTITION, account_rows
@@ -24,7 +24,7 @@ def write_dashboard_status(settings, slug: str, refreshed_at: datetime, quality:
 
 def setup_platform(settings, instance):
     lake = lake_from_settings(settings)
-    defs = ingestion.build_defs(settings)
+    defs = dg.Definitions.merge(ingestion.build_defs(settings), dg.Definitions(resources=platform_resources(settings)))
     rows = account_rows(8) + account_rows(2, 100, state="XX")
     land(lake, "sfdc_account", "SFDC_ACCOUNT_20261120.csv", delimited("sfdc_account", rows))
     land(lake, "product_master", "PRODUCT_MASTER_20261120.csv", "ndc11;brand\n1;2\n")  # rejected whole

@@ -4,6 +4,7 @@ fails every tick (as one does when its bucket's credentials expire)."""
 import dagster as dg
 
 from fe_platform.defs import ingestion, operations
+from fe_platform.defs.resources import platform_resources
 from fe_platform.settings import load_settings
 
 settings = load_settings()
@@ -16,4 +17,4 @@ def broken_landing_sensor(context: dg.SensorEvaluationContext):
 
 
 defs = dg.Definitions.merge(ingestion.build_defs(settings), operations.build_defs(settings),
-                            dg.Definitions(sensors=[broken_landing_sensor]))
+                            dg.Definitions(sensors=[broken_landing_sensor], resources=platform_resources(settings)))
