@@ -26,6 +26,7 @@ demo: install  ## generate 13 weeks of sample feeds and run the whole platform o
 	$(BIN)/fe-platform demo
 
 test: install  ## the test suite (starts its own PostgreSQL and moto servers)
+	scripts/test-servers.sh
 	$(BIN)/pytest
 
 dev: install  ## the Dagster UI on the same data as `make demo`

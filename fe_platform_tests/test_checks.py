@@ -102,3 +102,39 @@ def test_a_partition_without_an_accepted_delivery_fails_its_checks(platform):
     land(lake, "iqvia_rx", "RXDYN_WEEKLY_20261120.txt", b"")
     result = run_checks(defs, instance, "iqvia_rx")
     assert result and not any(e.passed for e in result.values())
+
+
+def test_a_partition_whose_blocking_check_failed_is_not_loaded_while_the_others_are(platform):
+    """Automation waits on `row_conservation` across runs, and so does the load itself when a run's range
+    spans a blocked partition (issue 9)."""
+    from fe_platform.lib.zones import PartitionVersion, manifest_key
+    from fe_platform.runner.execution import Runner
+
+    settings, lake, defs, instance = platform
+    for day in ("2026-11-19", "2026-11-20"):
+        land(lake, "sfdc_territory", f"SFDC_TERRITORY_{day.replace('-', '')}.csv",
+             delimited("sfdc_territory", [dict(CLEAN["sfdc_territory"], territory_name=f"Boston {day}")]))
+        assert ingest(defs, instance, "sfdc_territory", day)["row_conservation"].passed
+    # Something outside the platform breaks the 20th: its manifest now promises a row its files do not hold.
+    version = current_version(lake, "sfdc_territory", "2026-11-20")
+    broken = PartitionVersion(**{**version.__dict__, "parts": tuple(
+        type(p)(**{**p.__dict__, "rows_in": p.rows_in + 1}) for p in version.parts)})
+    lake.put_bytes(broken.to_json().encode(), manifest_key("sfdc_territory", "2026-11-20"))
+    keys = [dg.AssetCheckKey(dg.AssetKey("validated_sfdc_territory"), "row_conservation")]
+    job = defs.resolve_job_def("ingest_sfdc_territory_job").get_subset(asset_selection=set(),
+                                                                       asset_check_selection=set(keys))
+    checked = job.execute_in_process(instance=instance, partition_key="2026-11-20", raise_on_error=False)
+    assert [e.passed for e in checked.get_asset_check_evaluations()] == [False]
+
+    lake_table = dg.AssetKey(["warehouse", "lake", "sfdc_territory"])
+    requested = dg.evaluate_automation_conditions(defs=defs, instance=instance).get_requested_partitions(lake_table)
+    assert set(requested) == {"2026-11-19"}
+
+    # A run whose range spans both partitions (a backfill) loads only the one whose checks passed.
+    runner = Runner(settings, defs, instance, echo=lambda _: None)
+    runner.execute(defs.resolve_implicit_global_asset_job_def(), "load", {
+        "dagster/asset_partition_range_start": "2026-11-19", "dagster/asset_partition_range_end": "2026-11-20"},
+        asset_selection=[lake_table])
+    assert runner.summary.ok, runner.summary.failed_runs
+    with defs.resources["warehouse"].connect() as wh:
+        assert {str(d) for d in wh.partition_counts("sfdc_territory")} == {"2026-11-19"}

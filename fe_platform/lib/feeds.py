@@ -11,18 +11,22 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
+from functools import cache
+from typing import TYPE_CHECKING
 
-import pyarrow as pa
+if TYPE_CHECKING:
+    import pyarrow as pa
 
-# Column kinds and the Arrow type each is validated into.
+# Column kinds and the Arrow type each is validated into (as Arrow spells it: pyarrow is imported only by
+# what reads or writes data, not by loading the registry).
 ARROW_TYPES = {
-    "string": pa.string(),
-    "int": pa.int64(),
-    "decimal": pa.float64(),
-    "money": pa.decimal128(18, 2),
-    "date": pa.date32(),
-    "timestamp": pa.timestamp("us", tz="UTC"),
-    "bool": pa.bool_(),
+    "string": "string",
+    "int": "int64",
+    "decimal": "double",
+    "money": "decimal128(18, 2)",
+    "date": "date32[day]",
+    "timestamp": "timestamp[us, tz=UTC]",
+    "bool": "bool",
 }
 
 US_STATES = (
@@ -30,12 +34,15 @@ US_STATES = (
     "NC ND OH OK OR PA RI SC SD TN TX UT VT VA WA WV WI WY DC PR"
 ).split()
 
-LINEAGE_COLUMNS = {
-    "_source_file": pa.string(),
-    "_source_row": pa.int64(),
-    "_data_date": pa.date32(),
-    "_ingested_at": pa.timestamp("us", tz="UTC"),
-}
+LINEAGE_COLUMNS = {"_source_file": "string", "_source_row": "int", "_data_date": "date", "_ingested_at": "timestamp"}
+
+
+@cache
+def arrow_type(kind: str) -> pa.DataType:
+    import pyarrow as pa
+
+    return {"string": pa.string(), "int": pa.int64(), "decimal": pa.float64(), "money": pa.decimal128(18, 2),
+            "date": pa.date32(), "timestamp": pa.timestamp("us", tz="UTC"), "bool": pa.bool_()}[kind]
 
 
 @dataclass(frozen=True)
@@ -53,7 +60,7 @@ class Column:
 
     @property
     def arrow_type(self) -> pa.DataType:
-        return ARROW_TYPES[self.kind]
+        return arrow_type(self.kind)
 
 
 @dataclass(frozen=True)
@@ -139,16 +146,20 @@ class Feed:
         """JSON lines: a line that is not a JSON object is quarantined (`record_json`), not the file."""
         return self.format == "jsonl"
 
-    def validated_schema(self) -> pa.Schema:
-        """Columns of the validated dataset: typed, PII hashed or dropped, lineage last."""
-        fields = []
+    def validated_columns(self) -> list[tuple[str, str]]:
+        """(name, kind) of the validated dataset's columns: typed, PII hashed or dropped, lineage last."""
+        out = []
         for c in self.columns:
             if c.pii == "hash":
-                fields.append(pa.field(f"{c.name}_hash", pa.string()))
+                out.append((f"{c.name}_hash", "string"))
             elif c.pii != "drop":
-                fields.append(pa.field(c.name, c.arrow_type))
-        fields += [pa.field(n, t) for n, t in LINEAGE_COLUMNS.items()]
-        return pa.schema(fields)
+                out.append((c.name, c.kind))
+        return out + list(LINEAGE_COLUMNS.items())
+
+    def validated_schema(self) -> pa.Schema:
+        import pyarrow as pa
+
+        return pa.schema([pa.field(name, arrow_type(kind)) for name, kind in self.validated_columns()])
 
 
 DIGITS10 = r"\d{10}"

@@ -11,13 +11,14 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
-
-import pyarrow as pa
-import pyarrow.compute as pc
+from typing import TYPE_CHECKING
 
 from fe_platform.lib.feeds import FEEDS, Feed, Reference
 from fe_platform.lib.lake import Lake
 from fe_platform.lib.zones import PartitionVersion, committed_partitions, current_version
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 EMAIL = r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}"
 PHONE = r"(\+?1[\s.-]?)?\(?\d{3}\)?[\s.-]\d{3}[\s.-]\d{4}"
@@ -46,6 +47,8 @@ def sample_columns(feed: Feed) -> list[str]:
 
 def quarantine_by_rule(lake: Lake, feed: Feed, version: PartitionVersion) -> Verdict:
     """Rows quarantined per rule, with up to SAMPLE_ROWS rows of each (non-PII columns only)."""
+    import pyarrow.compute as pc
+
     counts: dict[str, int] = {}
     samples: dict[str, list[dict]] = {}
     shown = sample_columns(feed)
@@ -89,6 +92,9 @@ def row_conservation(lake: Lake, feed: Feed, version: PartitionVersion) -> Verdi
 
 def no_pii_in_clear(lake: Lake, feed: Feed, version: PartitionVersion) -> Verdict:
     """No value of the validated dataset looks like an email address or a phone number."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     text = [f.name for f in feed.validated_schema() if pa.types.is_string(f.type) and not f.name.startswith("_")]
     found: dict[str, int] = {}
     for batch in batches(lake, version, "validated", text):
@@ -107,6 +113,8 @@ def schema_drift(lake: Lake, feed: Feed, version: PartitionVersion) -> Verdict:
 
 
 def _distinct(lake: Lake, version: PartitionVersion, column: str) -> pa.Array:
+    import pyarrow as pa
+
     values: set = set()
     for batch in batches(lake, version, "validated", [column]):
         values.update(batch.column(0).unique().to_pylist())
@@ -117,6 +125,9 @@ def _distinct(lake: Lake, version: PartitionVersion, column: str) -> pa.Array:
 def references(ref: Reference) -> Callable[[Lake, Feed, PartitionVersion], Verdict]:
     """`ref.column` values with no match in the latest partition of the target feed."""
     def measure(lake: Lake, feed: Feed, version: PartitionVersion) -> Verdict:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
         target = committed_partitions(lake, ref.target_feed)
         target_version = current_version(lake, ref.target_feed, target[-1]) if target else None
         known = _distinct(lake, target_version, ref.target_column) if target_version else pa.array([], pa.string())

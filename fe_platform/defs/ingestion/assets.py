@@ -24,7 +24,7 @@ from fe_platform.defs.partitions import partitions_for
 from fe_platform.defs.resources import Ingestion
 from fe_platform.lib import quality
 from fe_platform.lib.delivery_log import DeliveryRecord, LogIndex
-from fe_platform.lib.feeds import FEEDS, Feed
+from fe_platform.lib.feeds import ARROW_TYPES, FEEDS, Feed
 from fe_platform.lib.lake import Lake
 from fe_platform.lib.planning import landing_entries
 from fe_platform.lib.zones import PartitionVersion, current_version
@@ -62,7 +62,7 @@ def landing_spec(feed: Feed) -> dg.AssetSpec:
 
 
 def table_schema(feed: Feed) -> dg.TableSchema:
-    return dg.TableSchema(columns=[dg.TableColumn(f.name, str(f.type)) for f in feed.validated_schema()])
+    return dg.TableSchema(columns=[dg.TableColumn(name, ARROW_TYPES[kind]) for name, kind in feed.validated_columns()])
 
 
 class Deliveries(dg.Config):

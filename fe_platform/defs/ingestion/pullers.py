@@ -23,7 +23,6 @@ from fe_platform.defs.ingestion.fx_pull import fx_rates_puller
 from fe_platform.defs.partitions import daily
 from fe_platform.lib.feeds import FEEDS
 from fe_platform.lib.lake import Lake
-from fe_platform.lib.sources import hcp_engagement, hcp_event, sp_dispense
 from fe_platform.lib.sources.landing import PullError
 from fe_platform.settings import Settings
 
@@ -66,6 +65,8 @@ def sp_dispense_puller(settings: Settings) -> tuple[list, list, list, list]:
                           "as `landing/sp_dispense/SP_DISPENSE_<YYYYMMDD>.csv.gz`. Materializing a day pulls it "
                           "again and replaces its file.")
     def landing_sp_dispense(context: dg.AssetExecutionContext, lake: dg.ResourceParam[Lake]) -> dg.MaterializeResult:
+        from fe_platform.lib.sources import sp_dispense  # (psycopg is imported where a pull runs)
+
         src = require_source()
         day = date.fromisoformat(context.partition_key)
         try:
@@ -88,6 +89,8 @@ def sp_dispense_puller(settings: Settings) -> tuple[list, list, list, list]:
                                 "they differ (late commits, corrections), a re-pull of the day is due.")
     def source_count_matches(context: dg.AssetCheckExecutionContext, lake: dg.ResourceParam[Lake]
                              ) -> dg.AssetCheckResult:
+        from fe_platform.lib.sources import sp_dispense
+
         src = require_source()
         day = date.fromisoformat(context.partition_key)
         try:
@@ -139,6 +142,8 @@ def hcp_event_puller(settings: Settings) -> tuple[list, list, list]:
     def landing_hcp_event(context: dg.AssetExecutionContext, lake: dg.ResourceParam[Lake]) -> dg.MaterializeResult:
         if api is None:
             raise dg.Failure(description="the events API is not configured (FE_EVENTS_API_URL, FE_EVENTS_API_TOKEN)")
+        from fe_platform.lib.sources import hcp_event
+
         day = date.fromisoformat(context.partition_key)
         try:
             result = hcp_event.pull_hcp_event(lake, api.url, api.token, day)
@@ -181,6 +186,8 @@ def hcp_engagement_consumer(settings: Settings) -> tuple[dg.AssetSpec, dg.Sensor
     def consumer_sensor(context: dg.SensorEvaluationContext, lake: dg.ResourceParam[Lake]):
         if stream is None:
             return dg.SkipReason("FE_KINESIS_STREAM is not set")
+        from fe_platform.lib.sources import hcp_engagement
+
         consumer = hcp_engagement.EngagementConsumer(
             lake, hcp_engagement.kinesis_client(stream.region, stream.endpoint_url),
             stream.stream, max_bytes=stream.buffer_bytes, max_age=stream.buffer_seconds)
