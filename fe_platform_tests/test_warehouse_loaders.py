@@ -111,13 +111,14 @@ def test_postgres_copy_replaces_a_partition_in_one_transaction(pg):
 def test_redshift_partition_load_sql():
     statements = redshift_partition_load_sql("iqvia_rx", "2026-11-20", RX_URI, ROLE)
     sqls = [s for s, _ in statements]
-    assert sqls == [
-        'create temp table "stage_iqvia_rx" (like "lake"."iqvia_rx")',
-        f"copy \"stage_iqvia_rx\" from '{RX_URI}' iam_role '{ROLE}' format as parquet",
+    columns = ", ".join(f'"{n}"' for n in FEEDS["iqvia_rx"].validated_schema().names)
+    assert sqls[1:] == [
+        f"copy \"stage_iqvia_rx\" ({columns}) from '{RX_URI}' iam_role '{ROLE}' format as parquet",
         'delete from "lake"."iqvia_rx" where "_data_date" = %s',
-        'insert into "lake"."iqvia_rx" select * from "stage_iqvia_rx" where "_data_date" = %s',
+        f'insert into "lake"."iqvia_rx" ({columns}) select {columns} from "stage_iqvia_rx" where "_data_date" = %s',
         'drop table "stage_iqvia_rx"',
     ]
+    assert sqls[0].startswith('create temp table "stage_iqvia_rx" ("prescriber_id" varchar(65535), ')
     assert [p for _, p in statements][2:4] == [(date(2026, 11, 20),), (date(2026, 11, 20),)]
     deliveries_sql = [s for s, _ in redshift_deliveries_load_sql("s3://fe-lake/prod/deliveries/", ROLE)]
     assert 'delete from "lake"."deliveries"' in deliveries_sql
