@@ -189,9 +189,11 @@ def test_redshift_warehouse_runs_the_load_in_one_transaction():
 
 def test_redshift_grant_sql_compiles_with_quoted_identifiers(tmp_path):
     """The grant macro, compiled for Redshift without a server: roles created, identifiers quoted."""
-    inline = "{{ grant_statements('redshift', ['analyst'], ['reporting', 'marts', 'staging']) | join(';\\n') }}"
+    restricted = "[{'schema': 'reporting', 'table': 'rpt_transfers_of_value', 'readers': ['analyst', 'data_engineer']}]"
+    inline = ("{{ grant_statements('redshift', ['analyst'], ['reporting', 'marts', 'staging'], " + restricted
+              + ") | join(';\\n') }}")
     out = run_dbt("duckdb", {"FE_DUCKDB_PATH": str(tmp_path / "c.duckdb")}, "compile", "--inline", inline).stdout
-    statements = [s.strip() for s in re.findall(r"^(?:create|grant|alter)[^;\n]*", out, re.M)]
+    statements = [s.strip() for s in re.findall(r"^(?:create|grant|alter|revoke)[^;\n]*", out, re.M)]
     assert 'create role "field_ops"' in statements and 'create role "data_engineer"' in statements
     assert not any(s.startswith('create role "analyst"') for s in statements)  # exists already
     assert 'grant usage on schema "reporting" to role "field_ops"' in statements
@@ -201,3 +203,7 @@ def test_redshift_grant_sql_compiles_with_quoted_identifiers(tmp_path):
     assert not any('"staging"' in s and '"data_engineer"' not in s for s in statements)
     assert not any('"lake"' in s for s in statements)  # only schemas that exist are granted
     assert not any("field_ops" in s and '"marts"' in s for s in statements)
+    # A table narrowed to analyst and data_engineer is taken back from field_ops, after the schema grants.
+    assert [s for s in statements if s.startswith("revoke")] == \
+        ['revoke select on "reporting"."rpt_transfers_of_value" from role "field_ops"']
+    assert statements[-1].startswith("revoke")
