@@ -95,7 +95,7 @@ def validated_schema(feed: str) -> pa.Schema:
     return FEEDS[feed].validated_schema() if feed in FEEDS else PULLED_FEED_SCHEMAS[feed]
 
 
-def _validated(feed: str, day: date, rows: list[dict], file_name: str) -> pa.Table:
+def validated_table(feed: str, day: date, rows: list[dict], file_name: str) -> pa.Table:
     rows = [dict(row, _source_file=f"landing/{feed}/{file_name}", _source_row=i, _data_date=day,
                  _ingested_at=ts(day + timedelta(days=1))) for i, row in enumerate(rows, start=1)]
     return pa.Table.from_pylist(rows, schema=validated_schema(feed))
@@ -283,38 +283,38 @@ def engagement_files(day: date) -> dict[str, list[dict]]:
 
 
 def engagement_partition(day: date) -> pa.Table:
-    return pa.concat_tables([_validated("hcp_engagement", day, rows, name)
+    return pa.concat_tables([validated_table("hcp_engagement", day, rows, name)
                              for name, rows in engagement_files(day).items()])
 
 
 def partitions() -> list[tuple[str, date, pa.Table]]:
     """Every validated partition of the fabricated lake: (feed, data date, Arrow table)."""
-    out = [("product_master", MASTER, _validated("product_master", MASTER, product_rows(),
+    out = [("product_master", MASTER, validated_table("product_master", MASTER, product_rows(),
                                                  "PRODUCT_MASTER_20261102.csv")),
-           ("sfdc_territory", MASTER, _validated("sfdc_territory", MASTER, territory_rows(),
+           ("sfdc_territory", MASTER, validated_table("sfdc_territory", MASTER, territory_rows(),
                                                  "SFDC_TERRITORY_20261102.csv"))]
     for d in (SNAP_1, SNAP_2):
-        out.append(("sfdc_account", d, _validated("sfdc_account", d, account_rows(d),
+        out.append(("sfdc_account", d, validated_table("sfdc_account", d, account_rows(d),
                                                   f"SFDC_ACCOUNT_{d:%Y%m%d}.csv")))
     for d in (FX_1, FX_2):
-        out.append(("fx_rates", d, _validated("fx_rates", d, fx_rows(d), f"FX_RATES_{d:%Y%m%d}.json")))
+        out.append(("fx_rates", d, validated_table("fx_rates", d, fx_rows(d), f"FX_RATES_{d:%Y%m%d}.json")))
     for d in (CALL_1, CALL_2):
-        out.append(("sfdc_call", d, _validated("sfdc_call", d, call_rows(d), f"SFDC_CALL_{d:%Y%m%d}.csv")))
+        out.append(("sfdc_call", d, validated_table("sfdc_call", d, call_rows(d), f"SFDC_CALL_{d:%Y%m%d}.csv")))
     for d in (BILL_1, BILL_2):
-        out.append(("sap_billing", d, _validated("sap_billing", d, billing_rows(d), f"SAP_BILLING_{d:%Y%m%d}.csv")))
+        out.append(("sap_billing", d, validated_table("sap_billing", d, billing_rows(d), f"SAP_BILLING_{d:%Y%m%d}.csv")))
     for d in (RX_OLD, RX_NEW):
-        out.append(("iqvia_rx", d, _validated("iqvia_rx", d, rx_rows(d), f"RXDYN_WEEKLY_{d:%Y%m%d}.txt")))
+        out.append(("iqvia_rx", d, validated_table("iqvia_rx", d, rx_rows(d), f"RXDYN_WEEKLY_{d:%Y%m%d}.txt")))
     for d in (DISP_1, DISP_2):
         out.append(("sp_dispense", d, dispense_partition(d)))
     for d in (EVT_1, EVT_2):
-        out.append(("hcp_event", d, _validated("hcp_event", d, attendance_rows(d), f"HCP_EVENT_{d:%Y%m%d}.jsonl")))
+        out.append(("hcp_event", d, validated_table("hcp_event", d, attendance_rows(d), f"HCP_EVENT_{d:%Y%m%d}.jsonl")))
     for d in (ENG_1, ENG_2):
         out.append(("hcp_engagement", d, engagement_partition(d)))
     return out
 
 
 def dispense_partition(day: date) -> pa.Table:
-    return _validated("sp_dispense", day, dispense_rows(day), f"SP_DISPENSE_{day:%Y%m%d}.csv.gz")
+    return validated_table("sp_dispense", day, dispense_rows(day), f"SP_DISPENSE_{day:%Y%m%d}.csv.gz")
 
 
 def partition(feed: str, day: date) -> pa.Table:
