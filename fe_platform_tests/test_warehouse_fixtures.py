@@ -301,7 +301,8 @@ def partitions() -> list[tuple[str, date, pa.Table]]:
     for d in (CALL_1, CALL_2):
         out.append(("sfdc_call", d, validated_table("sfdc_call", d, call_rows(d), f"SFDC_CALL_{d:%Y%m%d}.csv")))
     for d in (BILL_1, BILL_2):
-        out.append(("sap_billing", d, validated_table("sap_billing", d, billing_rows(d), f"SAP_BILLING_{d:%Y%m%d}.csv")))
+        out.append(("sap_billing", d, validated_table("sap_billing", d, billing_rows(d),
+                                                      f"SAP_BILLING_{d:%Y%m%d}.csv")))
     for d in (RX_OLD, RX_NEW):
         out.append(("iqvia_rx", d, validated_table("iqvia_rx", d, rx_rows(d), f"RXDYN_WEEKLY_{d:%Y%m%d}.txt")))
     for d in (DISP_1, DISP_2):
