@@ -1,5 +1,6 @@
 """The dbt project as declared (its parsed manifest): the rules every model must keep, checked for all of them.
 
+- reporting reads only marts, marts never read a source, staging reads one source each;
 - every share and percentage column of every reporting table carries the `fraction` test (0 to 1);
 - every incremental fact names the feed whose deliveries it follows and uses the `latest_delivery` strategy;
 - the sources of the pulled feeds have the validated columns coordination.md gives, in order;
@@ -47,6 +48,18 @@ def column_tests(manifest) -> dict[tuple[str, str], set[str]]:
             model = node.attached_node.split(".")[-1]
             out.setdefault((model, node.column_name), set()).add(node.test_metadata.name)
     return out
+
+
+def test_layer_rule_reporting_reads_marts_and_marts_never_read_sources(manifest):
+    layer_of = {n.unique_id: n.fqn[1] for n in manifest.nodes.values() if n.resource_type == "model"}
+    reads = {n.name: {layer_of.get(d, d.split(".")[0]) for d in n.depends_on.nodes}
+             for n in manifest.nodes.values() if n.resource_type == "model"}
+    for name in models(manifest, "reporting"):
+        assert reads[name] == {"marts"}, name
+    for name in models(manifest, "marts"):
+        assert reads[name] <= {"staging", "intermediate", "marts"}, name
+    for name, node in models(manifest, "staging").items():
+        assert [d.split(".")[0] for d in node.depends_on.nodes] == ["source"], name
 
 
 def test_every_reporting_share_and_percentage_is_tested_as_a_fraction(manifest):
