@@ -6,7 +6,7 @@ of that week) is "the new delivery". For each target (DuckDB, a throwaway Postgr
 
 1. the history's validated partitions are loaded into the warehouse and `dbt build` builds everything;
 2. the new week's partitions are loaded (timed), then, timed separately, the incremental facts are run for the
-   new week's window (`dbt run --select fct_rx_weekly fct_billing_line --vars {min_date, max_date}`) and
+   new week's partitions (`dbt run --select fct_rx_weekly fct_billing_line --vars {delivery_dates: ...}`) and
    rebuilt from scratch (`... --full-refresh`).
 
 The incremental run and the full rebuild are then repeated (`--repeat`, the figures are medians): re-running the
@@ -36,6 +36,7 @@ DBT_PROJECT = Path(__file__).resolve().parent.parent / "dbt_project"
 END_FRIDAY = date(2026, 11, 20)  # the new week's IQVIA data date
 PII_KEY = "benchmark-key-0123456789"
 FACTS = ("fct_rx_weekly", "fct_billing_line")
+FACT_FEEDS = ("iqvia_rx", "sap_billing")  # the feeds the facts follow (their config meta delivery_feed)
 
 
 def log(msg: str) -> None:
@@ -58,8 +59,12 @@ class Prepared:
         return END_FRIDAY - timedelta(days=7)
 
     def window(self) -> str:
-        return json.dumps({"min_date": (self.cutoff + timedelta(days=1)).isoformat(),
-                           "max_date": END_FRIDAY.isoformat()})
+        """The new week's partitions of the facts' feeds, as the platform passes them."""
+        dates: dict[str, list[str]] = {}
+        for feed, partition in self.new:
+            if feed in FACT_FEEDS:
+                dates.setdefault(feed, []).append(partition)
+        return json.dumps({"delivery_dates": dates})
 
     def deliveries_until(self, last: date | None) -> pa.Table:
         if last is None:

@@ -74,7 +74,7 @@ def brand_weekly(rng: np.random.Generator) -> pa.Table:
         market_trx = sum(trx_by_brand[c] for c, _, m, _, _ in BRANDS if m == market)
         for i, week in enumerate(ws):
             nrx = int(trx[i] * 0.31)
-            trx_4wk = int(trx[max(0, i - 3): i + 1].sum())
+            trx_4wk = int(trx[i - 3: i + 1].sum()) if i >= 3 else None  # as the warehouse: 4 full weeks
             prior = int(trx[i - 7: i - 3].sum()) if i >= 7 else None
             rows.append({
                 "brand_code": code, "brand_name": name, "market": market, "is_own_brand": own,
@@ -153,9 +153,9 @@ def data_quality(rng: np.random.Generator) -> pa.Table:
             ingested = dt.datetime.combine(day, dt.time(0), tzinfo=dt.UTC) + dt.timedelta(hours=lag)
             key = f"{feed}/{day:%Y-%m-%d}/{feed}_{day:%Y%m%d}.csv"
             rows_in = int(size * rng.normal(1, 0.03))
-            if (feed, day) in rejected_at:
+            if (feed, day) in rejected_at:  # a rejected or duplicate file reads no rows: no quarantined share
                 rows.append(dict(feed=feed, partition_date=day, landing_key=key, outcome="rejected",
-                                 rows_in=rows_in, rows_valid=0, rows_quarantined=0, quarantine_pct=None,
+                                 rows_in=0, rows_valid=0, rows_quarantined=0, quarantine_pct=None,
                                  rejected_files=1, ingested_at=ingested, freshness_lag_hours=lag))
                 # the corrected re-delivery
                 key = key.replace(".csv", "_v2.csv")
@@ -168,7 +168,7 @@ def data_quality(rng: np.random.Generator) -> pa.Table:
                              freshness_lag_hours=lag))
             if feed == "sap_billing_daily" and back == 5:
                 rows.append(dict(feed=feed, partition_date=day, landing_key=key, outcome="duplicate",
-                                 rows_in=rows_in, rows_valid=0, rows_quarantined=0, quarantine_pct=None,
+                                 rows_in=0, rows_valid=0, rows_quarantined=0, quarantine_pct=None,
                                  rejected_files=0, ingested_at=ingested + dt.timedelta(hours=2),
                                  freshness_lag_hours=lag + 2))
     schema = pa.schema([

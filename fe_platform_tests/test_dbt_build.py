@@ -20,16 +20,32 @@ from fe_platform_tests.test_warehouse_fixtures import (
     A4,
     C1,
     C2,
+    DISP_1,
+    DISP_2,
+    E1,
+    E2,
+    E4,
+    ENG_1,
+    ENG_2,
+    N1,
+    N2,
+    N3,
+    N5,
     NDC_COMPB,
     NDC_ENDOX,
     NDC_FERTA_1,
     NDC_UNKNOWN,
+    NPI_UNKNOWN,
     RX_NEW,
     RX_OLD,
     SNAP_2,
     W2,
+    W3,
     W4,
+    engagement_files,
     expected_billing,
+    expected_dispenses,
+    expected_patient_starts,
     expected_rx,
     run_scenario,
 )
@@ -74,8 +90,8 @@ def built(request, tmp_path_factory) -> Built:
 
 def test_build_passes_with_unit_tests(built):
     final = built.snap["final_build"]
-    assert final.count("unit_test") == 6
-    assert final.count("model") == 27
+    assert final.count("unit_test") == 16
+    assert final.count("model") == 37
     assert set(final.statuses()) <= {"pass", "success", "warn"}, final.statuses()
 
 
@@ -141,6 +157,31 @@ def test_latest_last_modified_wins_for_calls(built):
     assert sorted(p[0] for p in products) == ["COMPB", "FERTA"]
 
 
+def test_dispense_latest_updated_at_wins(built):
+    expected = expected_dispenses([DISP_1, DISP_2])
+    rows = dict(built.query('select dispense_id, status from "marts"."fct_dispense"'))
+    assert rows == {k: r["status"] for k, r in expected.items()}
+    assert rows[3] == "REVERSED"  # the reversal pulled the next day replaced DISPENSED
+
+
+def test_engagement_keeps_each_event_once(built):
+    delivered = [e for day in (ENG_1, ENG_2) for rows in engagement_files(day).values() for e in rows]
+    rows = built.query('select event_id, hcp_id, hcp_key, source_file from "marts"."fct_hcp_engagement"')
+    assert len(delivered) > len(rows) == len({e["event_id"] for e in delivered})
+    by_event = {r[0]: r for r in rows}
+    assert by_event[E1][3].endswith("_1.jsonl.gz")  # the first file that delivered it
+    assert by_event[E2][1] == f"NPI:{N2}" and by_event[E2][2] is not None  # by account A2's NPI
+    assert by_event[E4][2] is None  # nobody knows that NPI
+
+
+def test_event_attendance_latest_updated_at_wins(built):
+    rows = {r[0]: r[1:] for r in built.query(
+        'select attendance_id, attended, meal_value_usd, npi from "marts"."fct_event_attendance"')}
+    assert rows["AT-0000000003"][0] is True  # updated the next day
+    assert Decimal(rows["AT-0000000002"][1]) == Decimal("45.50")  # an older version pulled later loses
+    assert rows["AT-0000000003"][2] == N5
+
+
 # Dimensions and integrity ----------------------------------------------------------------------------
 
 def test_dim_hcp_scd2_and_unmatched_prescribers(built):
@@ -172,18 +213,67 @@ def test_referential_integrity(built):
         "call.territory": 'select count(*) from "marts"."fct_call" f left join "marts"."dim_territory" d '
                           'on d.territory_key = f.territory_key where d.territory_key is null',
     }
+    for fact in ("fct_dispense", "fct_event_attendance", "fct_hcp_engagement"):
+        orphans[f"{fact}.hcp"] = (f'select count(*) from "marts"."{fact}" f left join "marts"."dim_hcp" d '
+                                  'on d.hcp_key = f.hcp_key where f.hcp_key is not null and d.hcp_key is null')
     assert {name: built.scalar(sql) for name, sql in orphans.items()} == dict.fromkeys(orphans, 0)
 
 
 # Reporting -------------------------------------------------------------------------------------------
 
+REPORTING = {"rpt_brand_weekly", "rpt_territory_weekly", "rpt_field_activity", "rpt_data_quality",
+             "rpt_patient_starts_weekly", "rpt_engagement_weekly", "rpt_transfers_of_value"}
+COMPLIANCE_ONLY = {"rpt_transfers_of_value"}  # per HCP, never granted to field_ops (see the access tests)
+PRESCRIPTION_COLUMNS = {"trx", "nrx", "nbrx", "own_trx", "own_nbrx", "new_patients", "refills"}
+
+
 def test_no_reporting_table_lists_prescribers(built):
-    """PDRP: no reporting table can list prescriptions by HCP: no HCP-identifying column at all."""
+    """PDRP: no rep-facing reporting table has an HCP-identifying column; the compliance report that lists
+    HCPs has no prescription column."""
     columns = built.query("select table_name, column_name from information_schema.columns "
                           "where table_schema = 'reporting'")
-    assert {t for t, _ in columns} == {"rpt_brand_weekly", "rpt_territory_weekly", "rpt_field_activity",
-                                       "rpt_data_quality"}
-    assert not [c for c in columns if c[1] in HCP_COLUMNS]
+    assert {t for t, _ in columns} == REPORTING
+    assert not [c for c in columns if c[1] in HCP_COLUMNS and c[0] not in COMPLIANCE_ONLY]
+    assert not [c for c in columns if c[1] in PRESCRIPTION_COLUMNS and c[0] in COMPLIANCE_ONLY]
+
+
+def test_no_reporting_percentage_exceeds_one(built):
+    for table, column in [("rpt_brand_weekly", "trx_share"), ("rpt_territory_weekly", "reach_pct"),
+                          ("rpt_data_quality", "quarantine_pct")]:
+        low, high = built.query(f'select min({column}), max({column}) from "reporting"."{table}"')[0]
+        assert 0 <= float(low) <= float(high) <= 1, (table, column, low, high)
+    assert built.scalar('select max(reach_pct) from "reporting"."rpt_territory_weekly"') > 0
+
+
+def test_patient_starts_first_fill_per_patient_and_brand(built):
+    rows = built.query('select brand_code, territory_id, week_ending, new_patients, refills, reversed_fills, '
+                       'days_supply_dispensed from "reporting"."rpt_patient_starts_weekly"')
+    assert {r[:3]: tuple(int(v) for v in r[3:]) for r in rows} == expected_patient_starts([DISP_1, DISP_2])
+
+
+def test_engagement_counts_every_channel_per_territory(built):
+    rows = {(r[0], r[1]): r[2:] for r in built.query(
+        'select territory_id, week_ending, submitted_calls, event_attendances, email_opens, portal_visits, '
+        'hcps_engaged, touches, touches_per_engaged_hcp from "reporting"."rpt_engagement_weekly"')}
+    # Week of 11-20: T001 has C1 (A1) and N1's two opened emails; T002 has C4 (A2), A2's portal visit (N2
+    # moved to T002 on 11-13) and A3's portal visit (N3). E3 was only sent; E4's NPI is unknown.
+    assert rows[("T001", W4)] == (1, 0, 2, 0, 1, 3, 3.0)
+    assert rows[("T002", W4)] == (1, 0, 0, 2, 2, 3, 1.5)
+    # Week of 11-13: T001 has C2 (A2, the call's territory) and N1 at the speaker program; T002 has C3 (A3) and
+    # N3 at the same program. N5's webinar counts nowhere: no territory.
+    assert rows[("T001", W3)] == (1, 1, 0, 0, 2, 2, 1.0)
+    assert rows[("T002", W3)] == (1, 1, 0, 0, 1, 2, 2.0)
+
+
+def test_transfers_of_value_per_hcp_and_year(built):
+    rows = {(r[0], r[1]): r[2:] for r in built.query(
+        'select npi, year, meal_value_usd, attendances, last_name, hcp_key from "reporting"."rpt_transfers_of_value"')}
+    assert {k: (Decimal(v[0]), v[1]) for k, v in rows.items()} == {
+        (N1, 2026): (Decimal("120.00"), 1), (N1, 2025): (Decimal("60.00"), 1),
+        (N3, 2026): (Decimal("45.50"), 1), (N5, 2026): (Decimal("0.00"), 1)}
+    assert rows[(N3, 2026)][2] == "Cole"  # PDRP opt-outs are reported: this is no rep-facing table
+    assert rows[(N5, 2026)][2] is None and rows[(N5, 2026)][3] is not None  # known to IQVIA only
+    assert NPI_UNKNOWN not in {k[0] for k in rows}
 
 
 def test_brand_share_and_territory_totals(built):
@@ -216,7 +306,7 @@ def test_data_quality_report(built):
     assert all(r[3] == 1 for r in rows if r[1] == W4)
     loaded_old = next(r for r in rows if r[1] == RX_OLD and r[2] == "loaded")
     assert loaded_old[3] == 0
-    assert abs(float(loaded_old[4]) - 100 / 33) < 1e-9
+    assert abs(float(loaded_old[4]) - 1 / 33) < 1e-9  # a fraction, not a percent
     assert abs(float(loaded_old[5]) - 30.0) < 1e-9  # ingested the next day at 06:00 UTC
 
 
@@ -228,12 +318,13 @@ def test_duckdb_says_it_has_no_grants(built):
 
 
 READABLE = {
-    "analyst": {"reporting", "marts"},
+    "analyst": {"reporting", "transfers_of_value", "marts"},
     "field_ops": {"reporting"},
-    "data_engineer": {"reporting", "marts", "intermediate", "staging", "lake"},
+    "data_engineer": {"reporting", "transfers_of_value", "marts", "intermediate", "staging", "lake"},
 }
 PROBES = {
     "reporting": '"reporting"."rpt_brand_weekly"',
+    "transfers_of_value": '"reporting"."rpt_transfers_of_value"',
     "marts": '"marts"."fct_rx_weekly"',
     "intermediate": '"intermediate"."int_accounts_history"',
     "staging": '"staging"."stg_iqvia__rx"',

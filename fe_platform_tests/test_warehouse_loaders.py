@@ -110,13 +110,14 @@ def test_postgres_copy_replaces_a_partition_in_one_transaction(pg):
 def test_redshift_partition_load_sql():
     statements = redshift_partition_load_sql("iqvia_rx", "2026-11-20", RX_URI, ROLE)
     sqls = [s for s, _ in statements]
-    assert sqls == [
-        'create temp table "stage_iqvia_rx" (like "lake"."iqvia_rx")',
-        f"copy \"stage_iqvia_rx\" from '{RX_URI}' iam_role '{ROLE}' format as parquet",
+    columns = ", ".join(f'"{n}"' for n in FEEDS["iqvia_rx"].validated_schema().names)
+    assert sqls[1:] == [
+        f"copy \"stage_iqvia_rx\" ({columns}) from '{RX_URI}' iam_role '{ROLE}' format as parquet",
         'delete from "lake"."iqvia_rx" where "_data_date" = %s',
-        'insert into "lake"."iqvia_rx" select * from "stage_iqvia_rx" where "_data_date" = %s',
+        f'insert into "lake"."iqvia_rx" ({columns}) select {columns} from "stage_iqvia_rx" where "_data_date" = %s',
         'drop table "stage_iqvia_rx"',
     ]
+    assert sqls[0].startswith('create temp table "stage_iqvia_rx" ("prescriber_id" varchar(65535), ')
     assert [p for _, p in statements][2:4] == [(date(2026, 11, 20),), (date(2026, 11, 20),)]
     deliveries_sql = [s for s, _ in redshift_deliveries_load_sql("s3://fe-lake/prod/deliveries/", ROLE)]
     assert 'delete from "lake"."deliveries"' in deliveries_sql
@@ -187,9 +188,11 @@ def test_redshift_warehouse_runs_the_load_in_one_transaction():
 
 def test_redshift_grant_sql_compiles_with_quoted_identifiers(tmp_path):
     """The grant macro, compiled for Redshift without a server: roles created, identifiers quoted."""
-    inline = "{{ grant_statements('redshift', ['analyst'], ['reporting', 'marts', 'staging']) | join(';\\n') }}"
+    restricted = "[{'schema': 'reporting', 'table': 'rpt_transfers_of_value', 'readers': ['analyst', 'data_engineer']}]"
+    inline = ("{{ grant_statements('redshift', ['analyst'], ['reporting', 'marts', 'staging'], " + restricted
+              + ") | join(';\\n') }}")
     out = run_dbt("duckdb", {"FE_DUCKDB_PATH": str(tmp_path / "c.duckdb")}, "compile", "--inline", inline).stdout
-    statements = [s.strip() for s in re.findall(r"^(?:create|grant|alter)[^;\n]*", out, re.M)]
+    statements = [s.strip() for s in re.findall(r"^(?:create|grant|alter|revoke)[^;\n]*", out, re.M)]
     assert 'create role "field_ops"' in statements and 'create role "data_engineer"' in statements
     assert not any(s.startswith('create role "analyst"') for s in statements)  # exists already
     assert 'grant usage on schema "reporting" to role "field_ops"' in statements
@@ -199,3 +202,7 @@ def test_redshift_grant_sql_compiles_with_quoted_identifiers(tmp_path):
     assert not any('"staging"' in s and '"data_engineer"' not in s for s in statements)
     assert not any('"lake"' in s for s in statements)  # only schemas that exist are granted
     assert not any("field_ops" in s and '"marts"' in s for s in statements)
+    # A table narrowed to analyst and data_engineer is taken back from field_ops, after the schema grants.
+    assert [s for s in statements if s.startswith("revoke")] == \
+        ['revoke select on "reporting"."rpt_transfers_of_value" from role "field_ops"']
+    assert statements[-1].startswith("revoke")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from fe_platform.lib.catalog import GlueCatalog
 from fe_platform.lib.lake import Lake, lake_at
-from fe_platform.lib.warehouse import WarehouseTarget
+from fe_platform.lib.warehouse_target import WarehouseTarget
 from fe_platform.settings import Settings
 
 

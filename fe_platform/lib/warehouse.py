@@ -28,6 +28,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from fe_platform.lib.delivery_log import delivery_log_schema
 from fe_platform.lib.feeds import FEEDS
 from fe_platform.lib.locks import file_lock
 
@@ -36,7 +37,8 @@ DELIVERIES_TABLE = "deliveries"
 VERSIONS_TABLE = "partition_versions"  # which version of each validated partition `lake.<feed>` holds
 COPY_BATCH_ROWS = 50_000
 
-# The delivery log as the warehouse holds it (`deliveries/` zone of the lake).
+# The delivery log as the warehouse holds it: the columns data-quality reporting reads, from the records of
+# the lake's `deliveries/` zone (written with the log's own schema, where `partition` is text).
 DELIVERIES_SCHEMA = pa.schema([
     pa.field("feed", pa.string()),
     pa.field("landing_key", pa.string()),
@@ -413,41 +415,65 @@ def duckdb_lock(path: Path, wait_seconds: float = 600) -> AbstractContextManager
     return file_lock(path.with_name(path.name + ".lock"), f"the DuckDB warehouse {path}", wait_seconds)
 
 
+def redshift_stage_sql(stage: str, parquet_schema: pa.Schema) -> str:
+    """A temporary table with exactly the Parquet files' columns, in their order and of their types:
+    Redshift's COPY from Parquet matches columns by position and count, and does not convert types."""
+    columns = ", ".join(f"{quote_ident(f.name)} {sql_type(f.type, 'redshift')}" for f in parquet_schema)
+    return f"create temp table {quote_ident(stage)} ({columns})"
+
+
+def redshift_copy_sql(stage: str, parquet_schema: pa.Schema, s3_uri: str, iam_role: str) -> str:
+    columns = ", ".join(quote_ident(n) for n in parquet_schema.names)
+    return (f"copy {quote_ident(stage)} ({columns}) from {sql_literal(checked_s3_uri(s3_uri))} "
+            f"iam_role {sql_literal(checked_iam_role(iam_role))} format as parquet")
+
+
 def redshift_partition_load_sql(feed_name: str, partition: str | date, s3_uri: str,
                                 iam_role: str) -> list[tuple[str, tuple]]:
     """The statements (with bound parameters) that replace one partition of `lake.<feed>` in Redshift.
 
-    COPY lands the Parquet in a temporary table first, so the delete and the insert happen in one
-    transaction and the table never shows the partition missing or doubled; rows of another data date
-    are not inserted.
+    COPY lands the validated Parquet (written with the feed's validated schema) in a temporary table of
+    the same columns first, so the delete and the insert happen in one transaction and the table never
+    shows the partition missing or doubled; rows of another data date are not inserted.
     """
     day = parse_partition(partition)
-    source_schema(feed_name)
+    schema = source_schema(feed_name)
     target = qualified(LAKE_SCHEMA, feed_name)
-    staged = quote_ident(f"stage_{feed_name}")
-    copy = (f"copy {staged} from {sql_literal(checked_s3_uri(s3_uri))} "
-            f"iam_role {sql_literal(checked_iam_role(iam_role))} format as parquet")
+    stage = f"stage_{feed_name}"
+    columns = ", ".join(quote_ident(n) for n in schema.names)
     return [
-        (f"create temp table {staged} (like {target})", ()),
-        (copy, ()),
+        (redshift_stage_sql(stage, schema), ()),
+        (redshift_copy_sql(stage, schema, s3_uri, iam_role), ()),
         (f"delete from {target} where {quote_ident('_data_date')} = %s", (day,)),
-        (f"insert into {target} select * from {staged} where {quote_ident('_data_date')} = %s", (day,)),
-        (f"drop table {staged}", ()),
+        (f"insert into {target} ({columns}) select {columns} from {quote_ident(stage)} "
+         f"where {quote_ident('_data_date')} = %s", (day,)),
+        (f"drop table {quote_ident(stage)}", ()),
     ]
 
 
 def redshift_deliveries_load_sql(s3_uri: str, iam_role: str) -> list[tuple[str, tuple]]:
-    """Replace `lake.deliveries` by the Parquet files under the lake's `deliveries/` prefix."""
+    """Replace `lake.deliveries` by the delivery log's Parquet records under the lake's `deliveries/` prefix.
+
+    The records are COPYed as written (every column of the log, `partition` as text) into a temporary
+    table; `lake.deliveries` takes its columns from there, cast where its type differs."""
+    log = delivery_log_schema()
+    missing = [n for n in DELIVERIES_SCHEMA.names if n not in log.names]
+    if missing:
+        raise WarehouseError(f"the delivery log has no columns {missing}")
     target = qualified(LAKE_SCHEMA, DELIVERIES_TABLE)
-    staged = quote_ident("stage_deliveries")
-    copy = (f"copy {staged} from {sql_literal(checked_s3_uri(s3_uri))} "
-            f"iam_role {sql_literal(checked_iam_role(iam_role))} format as parquet")
+    stage = "stage_deliveries"
+    selected = []
+    for f in DELIVERIES_SCHEMA:
+        column = quote_ident(f.name)
+        same = log.field(f.name).type == f.type
+        selected.append(column if same else f"cast({column} as {sql_type(f.type, 'redshift')})")
+    columns = ", ".join(quote_ident(n) for n in DELIVERIES_SCHEMA.names)
     return [
-        (f"create temp table {staged} (like {target})", ()),
-        (copy, ()),
+        (redshift_stage_sql(stage, log), ()),
+        (redshift_copy_sql(stage, log, s3_uri, iam_role), ()),
         (f"delete from {target}", ()),  # not TRUNCATE: in Redshift that commits the transaction
-        (f"insert into {target} select * from {staged}", ()),
-        (f"drop table {staged}", ()),
+        (f"insert into {target} ({columns}) select {', '.join(selected)} from {quote_ident(stage)}", ()),
+        (f"drop table {quote_ident(stage)}", ()),
     ]
 
 
@@ -513,37 +539,3 @@ class RedshiftWarehouse(Warehouse):
         self.ensure_source(DELIVERIES_TABLE)
         self.run_transaction(redshift_deliveries_load_sql(uri, self.iam_role))
         return self.query(f"select count(*) from {qualified(LAKE_SCHEMA, DELIVERIES_TABLE)}")[0][0]
-
-
-class WarehouseTarget:
-    """Where the warehouse is, and how to connect to it: built once from the settings, connected per use."""
-
-    def __init__(self, target: str, duckdb_path: Path | None = None, postgres: dict | None = None,
-                 redshift: dict | None = None, lake_root: str | None = None):
-        self.target = target
-        self.duckdb_path = Path(duckdb_path) if duckdb_path else None
-        self._postgres = postgres  # psycopg conninfo (holds the password: never shown)
-        self._redshift = redshift  # host, port, database, user, password, iam_role_arn
-        self.lake_root = lake_root
-
-    def __repr__(self) -> str:
-        return f"WarehouseTarget({self.target})"
-
-    def connect(self) -> Warehouse:
-        if self.target == "duckdb":
-            return DuckDBWarehouse(self.duckdb_path)
-        if self.target == "postgres":
-            return PostgresWarehouse(self._postgres)
-        import redshift_connector
-
-        rs = dict(self._redshift)
-        role = rs.pop("iam_role_arn")
-        return RedshiftWarehouse(lambda: redshift_connector.connect(**rs), role, self.lake_root)
-
-    def writer_lock(self) -> AbstractContextManager:
-        """Held while a process other than ours (dbt) writes: DuckDB has one writer at a time."""
-        if self.target == "duckdb":
-            return duckdb_lock(self.duckdb_path)
-        from contextlib import nullcontext
-
-        return nullcontext()

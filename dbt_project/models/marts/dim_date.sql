@@ -10,6 +10,12 @@ with fact_dates as (
     select min(call_date), max(call_date) from {{ ref('int_calls_latest_modified') }}
     union all
     select min(partition_date), max(partition_date) from {{ ref('stg_platform__deliveries') }}
+    union all
+    select min(dispense_date), max(dispense_date) from {{ ref('stg_sp_hub__dispenses') }}
+    union all
+    select min(event_date), max(event_date) from {{ ref('stg_events__attendances') }}
+    union all
+    select {{ utc_date('min(occurred_at)') }}, {{ utc_date('max(occurred_at)') }} from {{ ref('stg_engagement__events') }}
 
 ),
 

@@ -188,8 +188,11 @@ unioned as (
 
 final as (
 
+    -- The key names the HCP's n-th version, not its dates: when an IQVIA-only prescriber is matched to a CRM
+    -- account later, or an earlier delivery moves its first date, version 1 keeps its key, so the rows the
+    -- incremental facts wrote with it still find it (new snapshots only ever add versions after the last).
     select
-        {{ surrogate_key(['hcp_id', 'valid_from']) }} as hcp_key,
+        {{ surrogate_key(['hcp_id', 'version_number']) }} as hcp_key,
         unioned.*
     from unioned
 

@@ -1,7 +1,7 @@
 {{
     config(
         materialized='incremental',
-        incremental_strategy='delete+insert',
+        incremental_strategy='latest_delivery',
         unique_key='rx_weekly_key',
         on_schema_change='append_new_columns',
         **redshift_layout(dist='hcp_key', sort=['week_ending', 'product_key'])
@@ -9,34 +9,39 @@
 }}
 
 -- Prescriber x product x week_ending x payer_type x channel; for every key the row of the latest
--- delivery that holds it. An incremental run takes the deliveries of the window (vars min_date,
--- max_date) and competes their rows with the rows the table already holds for the same keys, so a
--- re-run of an older partition after a newer one changes nothing and a restated week replaces its
--- earlier values.
-{% set columns = [
-    'prescriber_id', 'npi', 'ndc11', 'week_ending', 'payer_type', 'channel', 'nrx', 'trx', 'nbrx',
-    'nqty', 'tqty', 'delivery_date', 'source_file', 'source_row'
-] %}
-with incoming as (
+-- delivery that holds it (a restated week replaces its earlier values). An incremental run recomputes
+-- the keys of the iqvia_rx partitions it processes (see macros/delivery_window.sql). hcp_key is the
+-- dim_hcp version in force on week_ending when the row was written; dim_hcp keeps that key forever.
+with lake_rows as (
 
     select
         {{ surrogate_key(['prescriber_id', 'ndc11', 'week_ending', 'payer_type', 'channel']) }} as rx_weekly_key,
-        {{ columns | join(',\n        ') }},
-        1 as is_incoming
+        prescriber_id,
+        npi,
+        ndc11,
+        week_ending,
+        payer_type,
+        channel,
+        nrx,
+        trx,
+        nbrx,
+        nqty,
+        tqty,
+        delivery_date,
+        source_file,
+        source_row
     from {{ ref('stg_iqvia__rx') }}
-    where {{ delivery_window_filter('delivery_date') }}
 
 ),
 
-{{ latest_delivery_ctes('rx_weekly_key', columns) }},
+{{ latest_delivery_ctes('rx_weekly_key') }},
 
-latest as (
+identified as (
 
     select
-        ranked.*,
+        latest.*,
         {{ hcp_id('npi', 'prescriber_id') }} as hcp_id
-    from ranked
-    where delivery_rank = 1
+    from latest
 
 ),
 
@@ -49,28 +54,28 @@ hcps as (
 final as (
 
     select
-        latest.rx_weekly_key,
+        identified.rx_weekly_key,
         hcps.hcp_key,
-        latest.hcp_id,
-        {{ surrogate_key(['latest.ndc11']) }} as product_key,
-        latest.prescriber_id,
-        latest.npi,
-        latest.ndc11,
-        latest.week_ending,
-        latest.payer_type,
-        latest.channel,
-        latest.nrx,
-        latest.trx,
-        latest.nbrx,
-        latest.nqty,
-        latest.tqty,
-        latest.delivery_date,
-        latest.source_file,
-        latest.source_row
-    from latest
+        identified.hcp_id,
+        {{ surrogate_key(['identified.ndc11']) }} as product_key,
+        identified.prescriber_id,
+        identified.npi,
+        identified.ndc11,
+        identified.week_ending,
+        identified.payer_type,
+        identified.channel,
+        identified.nrx,
+        identified.trx,
+        identified.nbrx,
+        identified.nqty,
+        identified.tqty,
+        identified.delivery_date,
+        identified.source_file,
+        identified.source_row
+    from identified
     left join hcps
-        on hcps.hcp_id = latest.hcp_id
-        and {{ hcp_version_at('hcps', 'latest.week_ending') }}
+        on hcps.hcp_id = identified.hcp_id
+        and {{ hcp_version_at('hcps', 'identified.week_ending') }}
 
 )
 

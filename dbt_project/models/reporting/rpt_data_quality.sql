@@ -1,4 +1,4 @@
--- Feed x partition x delivery: rows in/valid/quarantined, the quarantined share in percent, the number of files
+-- Feed x partition x delivery: rows in/valid/quarantined, the quarantined share (a fraction), the number of files
 -- of the feed's partition that were rejected whole, and the lag from the data date to ingestion.
 with deliveries as (
 
@@ -16,7 +16,7 @@ final as (
         cast(rows_in as bigint) as rows_in,
         cast(rows_valid as bigint) as rows_valid,
         cast(rows_quarantined as bigint) as rows_quarantined,
-        cast(100.0 * {{ safe_divide('rows_quarantined', 'rows_in') }} as double precision) as quarantine_pct,
+        cast({{ safe_divide('rows_quarantined', 'rows_in') }} as double precision) as quarantine_pct,
         cast(sum(case when outcome = 'rejected' then 1 else 0 end) over (partition by feed, partition_date)
             as bigint) as rejected_files,
         cast(ingested_at as timestamp with time zone) as ingested_at,

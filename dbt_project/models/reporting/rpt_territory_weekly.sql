@@ -2,7 +2,7 @@
 -- week), net sales in USD allocated from national own-brand sales by the territory's share of each
 -- brand's TRx that week (SAP bills wholesalers, not territories), submitted calls, HCPs reached
 -- (distinct HCPs with a submitted call), HCPs with own-brand TRx in the 13 weeks to the week, and
--- reach_pct = 100 * reached / those HCPs. PDRP opt-outs are counted, never listed.
+-- reach_pct: the fraction (0 to 1) of those HCPs reached that week. PDRP opt-outs are counted, never listed.
 with rx as (
 
     select * from {{ ref('fct_rx_weekly') }}
@@ -131,16 +131,22 @@ allocated_sales as (
 
 ),
 
-submitted_calls as (
+submitted as (
 
     select
         territory_id,
         {{ week_ending('call_date') }} as week_ending,
-        count(*) as submitted_calls,
-        count(distinct hcp_id) as hcps_reached
+        hcp_id
     from calls
     where call_status = 'SUBMITTED'
-    group by territory_id, {{ week_ending('call_date') }}
+
+),
+
+submitted_calls as (
+
+    select territory_id, week_ending, count(*) as submitted_calls, count(distinct hcp_id) as hcps_reached
+    from submitted
+    group by territory_id, week_ending
 
 ),
 
@@ -163,6 +169,23 @@ hcps_with_own_trx_13wk as (
         on hcp_weeks_with_own_trx.week_ending <= weeks.week_ending
         and hcp_weeks_with_own_trx.week_ending > {{ add_days('weeks.week_ending', -91) }}
     group by hcp_weeks_with_own_trx.territory_id, weeks.week_ending
+
+),
+
+reached_with_own_trx_13wk as (
+
+    -- The reach numerator: reached HCPs of the denominator (a rep may also call HCPs without own-brand TRx).
+    select
+        submitted.territory_id,
+        submitted.week_ending,
+        count(distinct submitted.hcp_id) as hcps_reached_with_own_trx_13wk
+    from submitted
+    inner join hcp_weeks_with_own_trx
+        on hcp_weeks_with_own_trx.territory_id = submitted.territory_id
+        and hcp_weeks_with_own_trx.hcp_id = submitted.hcp_id
+        and hcp_weeks_with_own_trx.week_ending <= submitted.week_ending
+        and hcp_weeks_with_own_trx.week_ending > {{ add_days('submitted.week_ending', -91) }}
+    group by submitted.territory_id, submitted.week_ending
 
 ),
 
@@ -190,8 +213,12 @@ final as (
         cast(coalesce(submitted_calls.submitted_calls, 0) as bigint) as submitted_calls,
         cast(coalesce(submitted_calls.hcps_reached, 0) as bigint) as hcps_reached,
         cast(coalesce(hcps_with_own_trx_13wk.hcps_with_own_trx_13wk, 0) as bigint) as hcps_with_own_trx_13wk,
-        cast(100.0 * {{ safe_divide('submitted_calls.hcps_reached', 'hcps_with_own_trx_13wk.hcps_with_own_trx_13wk') }}
-            as double precision) as reach_pct
+        cast(case
+            when hcps_with_own_trx_13wk.hcps_with_own_trx_13wk > 0
+                then {{ safe_divide(
+                    'coalesce(reached_with_own_trx_13wk.hcps_reached_with_own_trx_13wk, 0)',
+                    'hcps_with_own_trx_13wk.hcps_with_own_trx_13wk') }}
+        end as double precision) as reach_pct
     from territory_weeks
     left join own_rx_by_territory
         on own_rx_by_territory.territory_id = territory_weeks.territory_id
@@ -205,6 +232,9 @@ final as (
     left join hcps_with_own_trx_13wk
         on hcps_with_own_trx_13wk.territory_id = territory_weeks.territory_id
         and hcps_with_own_trx_13wk.week_ending = territory_weeks.week_ending
+    left join reached_with_own_trx_13wk
+        on reached_with_own_trx_13wk.territory_id = territory_weeks.territory_id
+        and reached_with_own_trx_13wk.week_ending = territory_weeks.week_ending
 
 )
 

@@ -20,7 +20,7 @@ from fe_platform.lib.dashboards.declarations import DASHBOARDS, Dashboard
 from fe_platform.lib.dashboards.extract import write_extract
 from fe_platform.lib.dashboards.preview import render_index, render_preview
 from fe_platform.lib.lake import Lake
-from fe_platform.lib.warehouse import WarehouseTarget
+from fe_platform.lib.warehouse_target import WarehouseTarget
 from fe_platform.settings import Settings
 
 QUALITY_TABLE = "rpt_data_quality"

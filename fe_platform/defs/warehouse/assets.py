@@ -24,7 +24,7 @@ from fe_platform.defs.warehouse.automation import ON_UPSTREAM_CHANGE, on_partiti
 from fe_platform.defs.warehouse.project import DbtRun, dbt_project, delivery_facts, prepare_manifest
 from fe_platform.lib.feeds import FEEDS, Feed
 from fe_platform.lib.lake import Lake
-from fe_platform.lib.warehouse import WarehouseTarget
+from fe_platform.lib.warehouse_target import WarehouseTarget
 from fe_platform.lib.zones import current_version
 from fe_platform.settings import Settings
 
