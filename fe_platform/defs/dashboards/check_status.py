@@ -1,0 +1,89 @@
+"""The latest results of the asset checks upstream of a dashboard, read from the Dagster instance.
+
+The walk goes through the asset graph from the dashboard back to the landing feeds, and takes
+every check of every asset on the way: ingestion checks of `validated_<feed>` (partitioned),
+dbt tests of the warehouse models (unpartitioned). What counts and how the results add up is
+`fe_platform.lib.dashboards.check_status` (the rule is written there): here, per check and
+partition, the latest completed evaluation, or "did not complete" when the latest run failed
+before the check reported.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+
+import dagster as dg
+from dagster._core.event_api import PartitionKeyFilter
+from dagster._core.storage.asset_check_execution_record import (
+    AssetCheckExecutionRecord,
+    AssetCheckExecutionRecordStatus,
+)
+
+from fe_platform.lib.dashboards.check_status import ERROR, CheckResult, QualityStatus, summarize
+
+COMPLETED = {AssetCheckExecutionRecordStatus.SUCCEEDED, AssetCheckExecutionRecordStatus.FAILED}
+
+
+def upstream_check_keys(asset_graph, asset_key: dg.AssetKey) -> list[dg.AssetCheckKey]:
+    """Every asset check of every asset upstream of `asset_key` (and of the asset itself)."""
+    assets = asset_graph.get_ancestor_asset_keys(asset_key, include_self=True)
+    return sorted(asset_graph.get_check_keys_for_assets(assets), key=lambda k: k.to_user_string())
+
+
+def _from_record(record: AssetCheckExecutionRecord) -> CheckResult:
+    evaluation = record.evaluation
+    return CheckResult(
+        check=record.key.to_user_string(),
+        partition=record.partition,
+        passed=bool(evaluation.passed),
+        severity=evaluation.severity.value,
+        evaluated_at=datetime.fromtimestamp(record.event.timestamp, UTC),
+    )
+
+
+def _latest_completed(storage, key: dg.AssetCheckKey, partition: str | None) -> AssetCheckExecutionRecord | None:
+    records = storage.get_asset_check_execution_history(
+        key, limit=1, status=COMPLETED, partition_filter=PartitionKeyFilter(key=partition))
+    return records[0] if records else None
+
+
+def latest_check_results(instance: dg.DagsterInstance, check_keys: Sequence[dg.AssetCheckKey]) -> list[CheckResult]:
+    """Per check and partition, the latest result (see the module's docstring)."""
+    if not check_keys:
+        return []
+    storage = instance.event_log_storage
+    latest = storage.get_asset_check_partition_info(list(check_keys))
+    planned_run_ids = {i.latest_planned_run_id for i in latest
+                       if i.latest_execution_status == AssetCheckExecutionRecordStatus.PLANNED}
+    runs = {r.dagster_run.run_id: r for r in instance.get_run_records(dg.RunsFilter(run_ids=list(planned_run_ids)))} \
+        if planned_run_ids else {}
+
+    results = []
+    for info in latest:
+        name = info.check_key.to_user_string()
+        if info.latest_execution_status == AssetCheckExecutionRecordStatus.SUCCEEDED:
+            results.append(CheckResult(check=name, partition=info.partition_key, passed=True))
+            continue
+        if info.latest_execution_status == AssetCheckExecutionRecordStatus.PLANNED:
+            run = runs.get(info.latest_planned_run_id)
+            if run is not None and run.dagster_run.status == dg.DagsterRunStatus.FAILURE:
+                ended = datetime.fromtimestamp(run.end_time, UTC) if run.end_time else None
+                results.append(CheckResult(check=name, partition=info.partition_key, passed=False, severity=ERROR,
+                                           evaluated_at=ended, completed=False))
+                continue
+            # still running, or skipped: the partition's previous completed result stands
+        record = _latest_completed(storage, info.check_key, info.partition_key)
+        if record is not None:
+            results.append(_from_record(record))
+    return results
+
+
+def upstream_quality(context: dg.AssetExecutionContext) -> tuple[QualityStatus, list[dg.AssetCheckKey]]:
+    """The data-quality status of the asset `context` materializes, from every check upstream of it."""
+    keys = upstream_check_keys(context.repository_def.asset_graph, context.asset_key)
+    return summarize(latest_check_results(context.instance, keys)), keys
+
+
+def check_names(keys: Iterable[dg.AssetCheckKey]) -> list[str]:
+    return [k.to_user_string() for k in keys]
