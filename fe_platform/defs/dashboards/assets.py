@@ -22,7 +22,7 @@ from pathlib import Path
 import dagster as dg
 from dagster_dbt import get_asset_key_for_model
 
-from fe_platform.defs.dashboards.check_status import upstream_quality
+from fe_platform.defs.dashboards.check_status import quality_status, upstream_check_keys
 from fe_platform.defs.operations.freshness import freshness_policy
 from fe_platform.defs.warehouse.automation import ON_UPSTREAM_CHANGE
 from fe_platform.lib.dashboards.declarations import DASHBOARDS, Dashboard
@@ -78,10 +78,14 @@ def _publish_quicksight(settings: Settings, dashboard: Dashboard, reporting: Map
 
 
 def dashboard_asset(dashboard: Dashboard, settings: Settings, reporting: Mapping[str, ReportingTable],
-                    dbt_assets: Sequence[dg.AssetsDefinition]) -> dg.AssetsDefinition:
+                    dbt_assets: Sequence[dg.AssetsDefinition], upstream_graph) -> dg.AssetsDefinition:
+    deps = [reporting_asset_key(dbt_assets, t) for t in dashboard.tables]
+    # The lineage is fixed with the code: the checks upstream of the dashboard are known when it is defined.
+    check_keys = upstream_check_keys(upstream_graph, deps)
+
     @dg.asset(
         key=dashboard_key(dashboard),
-        deps=[reporting_asset_key(dbt_assets, t) for t in dashboard.tables],
+        deps=deps,
         group_name="dashboards",
         owners=[f"team:{dashboard.owner_team}", dashboard.owner_email],
         description=f"{dashboard.title}: {dashboard.description}",
@@ -91,7 +95,7 @@ def dashboard_asset(dashboard: Dashboard, settings: Settings, reporting: Mapping
         metadata={"reporting_tables": list(dashboard.tables), "charts": [c.title for c in dashboard.charts]},
     )
     def _dashboard(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
-        quality, check_keys = upstream_quality(context)
+        quality = quality_status(context.instance, check_keys)
         with warehouse_from_settings(settings) as warehouse:
             tables = {name: warehouse.read_table(reporting[name].schema, name) for name in dashboard.tables}
         refreshed_at = datetime.now(UTC)
@@ -158,7 +162,8 @@ def index_asset(settings: Settings, dashboards: Sequence[Dashboard], left_out: M
 
 
 def build_dashboard_assets(settings: Settings, reporting: Mapping[str, ReportingTable],
-                           dbt_assets: Sequence[dg.AssetsDefinition]) -> list[dg.AssetsDefinition]:
+                           dbt_assets: Sequence[dg.AssetsDefinition], upstream_graph) -> list[dg.AssetsDefinition]:
+    """`upstream_graph`: the asset graph of everything the dashboards sit on (ingestion, warehouse)."""
     dashboards, left_out = buildable(DASHBOARDS, reporting)
-    return [*(dashboard_asset(d, settings, reporting, dbt_assets) for d in dashboards),
+    return [*(dashboard_asset(d, settings, reporting, dbt_assets, upstream_graph) for d in dashboards),
             index_asset(settings, dashboards, left_out)]

@@ -25,9 +25,11 @@ from fe_platform.lib.dashboards.check_status import ERROR, CheckResult, QualityS
 COMPLETED = {AssetCheckExecutionRecordStatus.SUCCEEDED, AssetCheckExecutionRecordStatus.FAILED}
 
 
-def upstream_check_keys(asset_graph, asset_key: dg.AssetKey) -> list[dg.AssetCheckKey]:
-    """Every asset check of every asset upstream of `asset_key` (and of the asset itself)."""
-    assets = asset_graph.get_ancestor_asset_keys(asset_key, include_self=True)
+def upstream_check_keys(asset_graph, asset_keys: Iterable[dg.AssetKey]) -> list[dg.AssetCheckKey]:
+    """Every asset check of `asset_keys` and of every asset upstream of them, through the lineage."""
+    assets = set()
+    for key in asset_keys:
+        assets |= asset_graph.get_ancestor_asset_keys(key, include_self=True)
     return sorted(asset_graph.get_check_keys_for_assets(assets), key=lambda k: k.to_user_string())
 
 
@@ -79,11 +81,6 @@ def latest_check_results(instance: dg.DagsterInstance, check_keys: Sequence[dg.A
     return results
 
 
-def upstream_quality(context: dg.AssetExecutionContext) -> tuple[QualityStatus, list[dg.AssetCheckKey]]:
-    """The data-quality status of the asset `context` materializes, from every check upstream of it."""
-    keys = upstream_check_keys(context.repository_def.asset_graph, context.asset_key)
-    return summarize(latest_check_results(context.instance, keys)), keys
-
-
-def check_names(keys: Iterable[dg.AssetCheckKey]) -> list[str]:
-    return [k.to_user_string() for k in keys]
+def quality_status(instance: dg.DagsterInstance, check_keys: Sequence[dg.AssetCheckKey]) -> QualityStatus:
+    """The data-quality status that the latest results of `check_keys` add up to."""
+    return summarize(latest_check_results(instance, check_keys))
