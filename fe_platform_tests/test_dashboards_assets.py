@@ -14,7 +14,6 @@ import re
 
 import boto3
 import dagster as dg
-import duckdb
 import pytest
 
 from fe_platform.definitions import build_definitions
@@ -23,7 +22,7 @@ from fe_platform.lib.lake import lake_from_settings
 from fe_platform.settings import load_settings
 from fe_platform_tests.tableau_server_stub import TableauServerStub
 from fe_platform_tests.test_checks import run_checks
-from fe_platform_tests.test_dashboards_fixtures import fabricate_tables
+from fe_platform_tests.test_dashboards_fixtures import write_reporting_tables
 from fe_platform_tests.test_ingestion import CLEAN, delimited, iqvia_rows, land
 
 TERRITORY = dg.AssetKey(["dashboards", "territory-performance"])
@@ -31,18 +30,6 @@ BRAND = dg.AssetKey(["dashboards", "brand-performance"])
 INDEX = dg.AssetKey(["dashboards", "index"])
 FX_ERROR = "validated_fx_rates:quarantine_by_rule"
 RX_QUARANTINE = "validated_iqvia_rx:quarantine_by_rule"
-
-
-def write_reporting_tables(settings) -> dict:
-    tables = fabricate_tables()
-    settings.duckdb_path.parent.mkdir(parents=True, exist_ok=True)
-    with duckdb.connect(str(settings.duckdb_path)) as con:
-        con.execute("create schema if not exists reporting")
-        for name, table in tables.items():
-            con.register("rows", table)
-            con.execute(f'create or replace table reporting."{name}" as select * from rows')
-            con.unregister("rows")
-    return tables
 
 
 def platform_for(env: dict):

@@ -1,5 +1,6 @@
 """Fabricated reporting tables for the dashboard tests (no tests here; the other
-`test_dashboards_*` modules import `fabricate_tables`).
+`test_dashboards_*` modules import `fabricate_tables`, and `write_reporting_tables` puts them in a
+DuckDB warehouse).
 
 Realistic shapes, deterministic values: 17 brands in two markets (FERTILITY with 5 brands,
 ENDOCRINOLOGY with 12, more than a chart may show, so its share chart folds some into
@@ -246,6 +247,21 @@ def fabricate_tables(seed: int = 7) -> dict[str, pa.Table]:
         "rpt_patient_starts_weekly": patient_starts_weekly(rng),
         "rpt_engagement_weekly": engagement_weekly(rng),
     }
+
+
+def write_reporting_tables(settings) -> dict[str, pa.Table]:
+    """The fabricated tables into the `reporting` schema of the settings' DuckDB file: a demo-sized warehouse."""
+    import duckdb
+
+    tables = fabricate_tables()
+    settings.duckdb_path.parent.mkdir(parents=True, exist_ok=True)
+    with duckdb.connect(str(settings.duckdb_path)) as con:
+        con.execute("create schema if not exists reporting")
+        for name, table in tables.items():
+            con.register("rows", table)
+            con.execute(f'create or replace table reporting."{name}" as select * from rows')
+            con.unregister("rows")
+    return tables
 
 
 def empty_tables() -> dict[str, pa.Table]:

@@ -181,9 +181,12 @@ def test_index_links_all_dashboards_with_refresh_status_and_failing_checks(tmp_p
     assert "<script" not in text
 
 
-def test_index_of_a_dashboard_not_built_yet(tmp_path):
-    text = render_index([{"slug": "x", "title": "X"}], tmp_path).read_text()
+def test_index_of_a_dashboard_not_built_or_not_checked_yet(tmp_path):
+    text = render_index([{"slug": "x", "title": "X"},
+                         {"slug": "y", "title": "Y", "refreshed_at": REFRESHED.isoformat(), "quality_status": "OK"}],
+                        tmp_path).read_text()
     assert "not built yet" in text and "never" in text and "failing-checks" not in text
+    assert ">not checked yet<" in text  # a status file from before the checks made the status
 
 
 def test_one_dashboard_lookup():

@@ -14,8 +14,7 @@ import pytest
 from nbclient import NotebookClient
 
 from fe_platform.settings import load_settings
-from fe_platform_tests.test_dashboards_assets import write_reporting_tables
-from fe_platform_tests.test_dashboards_fixtures import BRANDS
+from fe_platform_tests.test_dashboards_fixtures import BRANDS, write_reporting_tables
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 BRAND_REVIEW = NOTEBOOKS / "brand_review.ipynb"

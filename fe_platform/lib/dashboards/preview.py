@@ -354,8 +354,8 @@ MAX_PARTITIONS_NAMED = 5
 MAX_CHECKS_ON_INDEX_ROW = 4
 
 
-def _badge(status: QualityStatus | None, href: str | None = None) -> str:
-    text = status.headline if status else "not built yet"
+def _badge(status: QualityStatus | None, href: str | None = None, missing: str = "not built yet") -> str:
+    text = status.headline if status else missing
     css = _LEVEL_CLASS.get(status.level, "unknown") if status else "unknown"
     badge = f'<span class="badge {css}" data-level="{status.level if status else "UNKNOWN"}">{html.escape(text)}</span>'
     return f'<a href="{html.escape(href)}" class="badge-link">{badge}</a>' if href and status and status.failing \
@@ -530,6 +530,11 @@ def _quality_of(entry: Mapping) -> QualityStatus | None:
     return QualityStatus.from_json(q)
 
 
+def _no_status(entry: Mapping) -> str:
+    # a status file written before checks made the status: the dashboard's next refresh fills it in
+    return "not checked yet" if entry.get("refreshed_at") else "not built yet"
+
+
 def _index_checks(status: QualityStatus | None, href: str) -> str:
     """The failing checks named under a dashboard's badge on the index (the first few, then a link)."""
     if not status or not status.failing:
@@ -562,7 +567,7 @@ def render_index(dashboards_status: list[dict], out_dir: Path) -> Path:
             f'<div class="muted">{html.escape(d.get("description", ""))}</div></td>'
             f'<td>{html.escape(d.get("owner_team", ""))}</td>'
             f"<td>{html.escape(_when(d.get('refreshed_at')))}</td>"
-            f"<td>{_badge(quality, f'{href}#data-quality')}{_index_checks(quality, href)}</td></tr>"
+            f"<td>{_badge(quality, f'{href}#data-quality', _no_status(d))}{_index_checks(quality, href)}</td></tr>"
         )
     if not rows:
         rows.append(f'<tr><td colspan="4" class="nodata">{NO_DATA}</td></tr>')
