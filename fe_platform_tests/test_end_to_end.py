@@ -4,6 +4,7 @@ the dashboards stale and a second run that refreshes them."""
 
 import io
 import json
+import re
 from datetime import date, datetime
 
 import dagster as dg
@@ -160,3 +161,36 @@ def test_a_new_delivery_makes_dashboards_stale_and_run_refreshes_them(platform):
 
     third = run_platform(settings, lambda _: None)
     assert third.ok and third.runs == 0  # nothing new landed: nothing is stale
+
+
+def latest_results_by_hand(instance, graph) -> dict[str, str]:
+    """Every check's worst level over the latest completed evaluation of each partition, from its full history."""
+    from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus as S
+
+    worst = {}
+    for key in graph.asset_check_keys:
+        latest = {}
+        for record in instance.event_log_storage.get_asset_check_execution_history(key, limit=100_000):
+            if record.status in (S.SUCCEEDED, S.FAILED) and record.partition not in latest:  # newest first
+                latest[record.partition] = record.evaluation
+        levels = {"OK" if e.passed else e.severity.value for e in latest.values()}
+        if levels - {"OK"}:
+            worst[key.to_user_string()] = "ERROR" if "ERROR" in levels else "WARN"
+    return worst
+
+
+def test_pages_and_index_name_every_check_that_did_not_pass(platform):
+    settings, _, _, _, _ = platform
+    instance = dagster_instance(settings)
+    graph = build_definitions(settings).resolve_asset_graph()
+    failing = latest_results_by_hand(instance, graph)
+    assert failing, "the generated defects fail some checks"
+    index = (settings.dashboards_dir / "index.html").read_text()
+    named = dict(re.findall(r'data-check="([^"]+)" data-level="(\w+)"', index.split('id="failing-checks"')[1]))
+    assert named == failing  # every dashboard sits on every feed, so the index names them all
+    for dashboard in DASHBOARDS:
+        if not (settings.dashboards_dir / f"{dashboard.slug}.html").exists():
+            continue  # its reporting tables are not built yet
+        status = json.loads((settings.dashboards_dir / f"{dashboard.slug}.status.json").read_text())
+        expected = "ERROR" if "ERROR" in failing.values() else "WARN"
+        assert status["quality"]["level"] == expected and status["quality_status"] != "OK"

@@ -4,7 +4,7 @@ Each dashboard reads its reporting tables from the warehouse, writes its Hyper e
 lake's `dashboards/` zone, renders a preview a person can open without Tableau, and, where they
 are configured, publishes the extract to Tableau (and asks for a refresh) and the reporting
 tables to QuickSight as data sets (and starts their SPICE ingestion). Its data-quality status is
-the worst latest result of every asset check upstream of it. `dashboard_index` is the page that
+the worst latest result of every asset check upstream of it. `dashboards/index` is the page that
 links them all with their freshness, status and failing checks.
 
 The reporting tables and their columns come from the dbt manifest, and their asset keys from
@@ -23,6 +23,7 @@ import dagster as dg
 from dagster_dbt import get_asset_key_for_model
 
 from fe_platform.defs.dashboards.check_status import quality_status, upstream_check_keys
+from fe_platform.defs.dashboards.quicksight import publish_dashboard_data_sets
 from fe_platform.defs.operations.freshness import freshness_policy
 from fe_platform.defs.warehouse.automation import ON_UPSTREAM_CHANGE
 from fe_platform.lib.dashboards.declarations import DASHBOARDS, Dashboard
@@ -71,12 +72,6 @@ def buildable(dashboards: Sequence[Dashboard], reporting: Mapping[str, Reporting
     return ok, left_out
 
 
-def _publish_quicksight(settings: Settings, dashboard: Dashboard, reporting: Mapping[str, ReportingTable]) -> dict:
-    from fe_platform.defs.dashboards.quicksight import publish_dashboard_data_sets
-
-    return publish_dashboard_data_sets(settings, dashboard, [reporting[t] for t in dashboard.tables])
-
-
 def dashboard_asset(dashboard: Dashboard, settings: Settings, reporting: Mapping[str, ReportingTable],
                     dbt_assets: Sequence[dg.AssetsDefinition], upstream_graph) -> dg.AssetsDefinition:
     deps = [reporting_asset_key(dbt_assets, t) for t in dashboard.tables]
@@ -109,7 +104,8 @@ def dashboard_asset(dashboard: Dashboard, settings: Settings, reporting: Mapping
                 from fe_platform.lib.dashboards.tableau import publish_extracts
 
                 published = publish_extracts(settings.tableau, {dashboard.datasource_name: local})
-        quicksight = _publish_quicksight(settings, dashboard, reporting) if settings.quicksight else {}
+        quicksight = publish_dashboard_data_sets(settings, dashboard, [reporting[t] for t in dashboard.tables]) \
+            if settings.quicksight else {}
         preview = render_preview(dashboard, tables, settings.dashboards_dir, refreshed_at, quality)
         _status_path(settings, dashboard).write_text(json.dumps({
             "slug": dashboard.slug, "title": dashboard.title, "refreshed_at": refreshed_at.isoformat(),
