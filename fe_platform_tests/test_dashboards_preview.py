@@ -191,3 +191,12 @@ def test_index_of_a_dashboard_not_built_or_not_checked_yet(tmp_path):
 
 def test_one_dashboard_lookup():
     assert dashboard("data-quality") is dashboard("data_quality")
+
+
+def test_a_check_failing_everywhere_is_said_so_briefly(tmp_path):
+    everywhere = summarize([CheckResult("validated_sfdc_call:quarantine_by_rule", f"2026-11-{d:02d}", passed=False,
+                                        severity="WARN") for d in range(2, 28)])
+    status = [dict(slug=d.slug, title=d.title, quality=everywhere.to_json()) for d in DASHBOARDS]
+    text = render_index(status, tmp_path).read_text().split('id="failing-checks"')[1]
+    assert "all 26 partitions, the latest 27 Nov 2026" in text
+    assert f">all {len(DASHBOARDS)}<" in text

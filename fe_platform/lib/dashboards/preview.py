@@ -345,6 +345,8 @@ details summary{cursor:pointer;color:#1f5fa8;font-size:13px;margin-top:6px}
 ul.checks{margin:6px 0 0;padding-left:18px;font-size:13px}ul.checks li{margin:2px 0}
 .fail-text{color:#8a1c24}.warn-text{color:#7a4b00}
 a.badge-link{text-decoration:none}
+table.checks td{white-space:normal;vertical-align:top}table.checks td.check{overflow-wrap:anywhere;min-width:240px}
+table.checks td.long{min-width:200px}
 .sr-only{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap}
 """
 
@@ -366,11 +368,14 @@ def _partitions_text(f: FailingCheck) -> str:
     """Which partitions fail, in words: "3 of 13 partitions: 20 Nov 2026, 13 Nov 2026, 6 Nov 2026"."""
     if not f.failed_partitions:
         return "the latest evaluation" if f.partitions_evaluated <= 1 else f"{f.partitions_evaluated} evaluations"
+    n = len(f.failed_partitions)
+    if n == f.partitions_evaluated and n > MAX_PARTITIONS_NAMED:
+        return f"all {n} partitions, the latest {_partition_words(f.failed_partitions[0])}"
     names = [_partition_words(p) for p in f.failed_partitions[:MAX_PARTITIONS_NAMED]]
-    more = len(f.failed_partitions) - len(names)
+    more = n - len(names)
     listed = ", ".join(names) + (f" and {more} more" if more else "")
     plural = "s" if f.partitions_evaluated != 1 else ""
-    return f"{len(f.failed_partitions)} of {f.partitions_evaluated} partition{plural}: {listed}"
+    return f"{n} of {f.partitions_evaluated} partition{plural}: {listed}"
 
 
 def _partition_words(key: str) -> str:
@@ -387,23 +392,23 @@ def _level_words(f: FailingCheck) -> str:
 
 
 def _checks_table(failing: list[tuple[FailingCheck, list[str]]] | tuple[FailingCheck, ...],
-                  with_dashboards: bool = False) -> str:
+                  with_dashboards: bool = False, dashboards_total: int = 0) -> str:
     head = ["Check", "Result", "Where it did not pass", "Last failed"] + (["Dashboards"] if with_dashboards else [])
     rows = []
     for item in failing:
         f, titles = item if with_dashboards else (item, [])
         cells = [
-            f'<td><code>{html.escape(f.check)}</code></td>',
+            f'<td class="check"><code>{html.escape(f.check)}</code></td>',
             f'<td><span class="badge {_LEVEL_CLASS[f.level]}">{html.escape(_level_words(f))}</span></td>',
             f'<td class="long">{html.escape(_partitions_text(f))}</td>',
             f'<td>{html.escape(when(f.last_failed_at) if f.last_failed_at else "–")}</td>',
         ]
         if with_dashboards:
-            cells.append(f'<td class="long">{html.escape(", ".join(titles))}</td>')
+            affected = f"all {len(titles)}" if len(titles) == dashboards_total > 1 else ", ".join(titles)
+            cells.append(f'<td class="long">{html.escape(affected)}</td>')
         rows.append(f'<tr data-check="{html.escape(f.check)}" data-level="{f.level}">{"".join(cells)}</tr>')
     th = "".join(f'<th scope="col">{h}</th>' for h in head)
-    return f'<div class="scroll"><table class="data checks"><thead><tr>{th}</tr></thead>' \
-           f'<tbody>{"".join(rows)}</tbody></table></div>'
+    return f'<table class="data checks"><thead><tr>{th}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
 
 
 RULE = ("The status is the worst latest result of every asset check upstream of the dashboard, through the "
@@ -575,7 +580,7 @@ def render_index(dashboards_status: list[dict], out_dir: Path) -> Path:
     checks = ""
     if failing:
         checks = (f'<section id="failing-checks"><h2>Checks that did not pass ({len(failing):,})</h2>'
-                  + _checks_table(failing, with_dashboards=True)
+                  + _checks_table(failing, with_dashboards=True, dashboards_total=len(statuses))
                   + f'<p class="muted">{html.escape(RULE)}</p></section>')
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>F&amp;E dashboards</title><style>{CSS}
