@@ -14,7 +14,6 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 
 import dagster as dg
-from dagster._core.event_api import PartitionKeyFilter
 from dagster._core.storage.asset_check_execution_record import (
     AssetCheckExecutionRecord,
     AssetCheckExecutionRecordStatus,
@@ -23,6 +22,7 @@ from dagster._core.storage.asset_check_execution_record import (
 from fe_platform.lib.dashboards.check_status import ERROR, CheckResult, QualityStatus, summarize
 
 COMPLETED = {AssetCheckExecutionRecordStatus.SUCCEEDED, AssetCheckExecutionRecordStatus.FAILED}
+HISTORY_PAGE = 1000
 
 
 def upstream_check_keys(asset_graph, asset_keys: Iterable[dg.AssetKey]) -> list[dg.AssetCheckKey]:
@@ -44,10 +44,21 @@ def _from_record(record: AssetCheckExecutionRecord) -> CheckResult:
     )
 
 
-def _latest_completed(storage, key: dg.AssetCheckKey, partition: str | None) -> AssetCheckExecutionRecord | None:
-    records = storage.get_asset_check_execution_history(
-        key, limit=1, status=COMPLETED, partition_filter=PartitionKeyFilter(key=partition))
-    return records[0] if records else None
+def _latest_completed(storage, key: dg.AssetCheckKey, partitions: set[str | None]
+                      ) -> dict[str | None, AssetCheckExecutionRecord]:
+    """The latest completed evaluation of each of `partitions`, newest first through the check's history,
+    stopping as soon as every partition is found (a partition never completed is simply not found)."""
+    found: dict[str | None, AssetCheckExecutionRecord] = {}
+    cursor = None
+    while partitions - found.keys():
+        page = storage.get_asset_check_execution_history(key, limit=HISTORY_PAGE, cursor=cursor, status=COMPLETED)
+        for record in page:
+            if record.partition in partitions and record.partition not in found:
+                found[record.partition] = record
+        if len(page) < HISTORY_PAGE:
+            break
+        cursor = page[-1].id
+    return found
 
 
 def latest_check_results(instance: dg.DagsterInstance, check_keys: Sequence[dg.AssetCheckKey]) -> list[CheckResult]:
@@ -62,6 +73,7 @@ def latest_check_results(instance: dg.DagsterInstance, check_keys: Sequence[dg.A
         if planned_run_ids else {}
 
     results = []
+    wanted: dict[dg.AssetCheckKey, set[str | None]] = {}  # partitions whose latest completed result must be read
     for info in latest:
         name = info.check_key.to_user_string()
         if info.latest_execution_status == AssetCheckExecutionRecordStatus.SUCCEEDED:
@@ -74,10 +86,11 @@ def latest_check_results(instance: dg.DagsterInstance, check_keys: Sequence[dg.A
                 results.append(CheckResult(check=name, partition=info.partition_key, passed=False, severity=ERROR,
                                            evaluated_at=ended, completed=False))
                 continue
-            # still running, or skipped: the partition's previous completed result stands
-        record = _latest_completed(storage, info.check_key, info.partition_key)
-        if record is not None:
-            results.append(_from_record(record))
+            # still running, or skipped (e.g. dagster-dbt reports a partitioned fact's tests unpartitioned):
+            # the partition's previous completed result, if it has one, stands
+        wanted.setdefault(info.check_key, set()).add(info.partition_key)
+    for key, partitions in wanted.items():
+        results.extend(_from_record(r) for r in _latest_completed(storage, key, partitions).values())
     return results
 
 
