@@ -16,6 +16,8 @@ import pytest
 from tableauhyperapi import Connection
 
 from fe_platform.definitions import build_definitions
+from fe_platform.defs.warehouse.project import prepare_manifest
+from fe_platform.lib.dashboards import load_reporting_tables
 from fe_platform.lib.dashboards.declarations import DASHBOARDS
 from fe_platform.lib.dashboards.extract import hyper_process
 from fe_platform.lib.feeds import FEEDS
@@ -97,6 +99,14 @@ def test_facts_and_reporting_follow_the_latest_delivery(platform):
     assert reported + unknown_products == expected
 
 
+def built_dashboards() -> list:
+    """The declared dashboards whose reporting tables the dbt project builds (all, once issue 12's are in)."""
+    reporting = load_reporting_tables(prepare_manifest())
+    built = [d for d in DASHBOARDS if all(t in reporting for t in d.tables)]
+    assert len(built) >= 5
+    return built
+
+
 def hyper_rows(path, table: str) -> tuple[int, float]:
     with hyper_process() as hyper, Connection(hyper.endpoint, str(path)) as conn:
         count = conn.execute_scalar_query(f'SELECT COUNT(*) FROM "Extract"."{table}"')
@@ -111,7 +121,7 @@ def test_dashboards_have_extracts_matching_reporting_and_previews(platform):
                               float(sql(settings, "select sum(trx) from reporting.rpt_brand_weekly")[0][0]))
     index = (settings.dashboards_dir / "index.html").read_text()
     instance = dagster_instance(settings)
-    for dashboard in DASHBOARDS:
+    for dashboard in built_dashboards():
         assert lake.exists(f"dashboards/{dashboard.slug}.hyper")
         assert f'href="{dashboard.slug}.html"' in index
         event = instance.get_latest_materialization_event(dg.AssetKey(["dashboards", dashboard.slug]))
@@ -188,9 +198,7 @@ def test_pages_and_index_name_every_check_that_did_not_pass(platform):
     index = (settings.dashboards_dir / "index.html").read_text()
     named = dict(re.findall(r'data-check="([^"]+)" data-level="(\w+)"', index.split('id="failing-checks"')[1]))
     assert named == failing  # every dashboard sits on every feed, so the index names them all
-    for dashboard in DASHBOARDS:
-        if not (settings.dashboards_dir / f"{dashboard.slug}.html").exists():
-            continue  # its reporting tables are not built yet
+    for dashboard in built_dashboards():
         status = json.loads((settings.dashboards_dir / f"{dashboard.slug}.status.json").read_text())
         expected = "ERROR" if "ERROR" in failing.values() else "WARN"
         assert status["quality"]["level"] == expected and status["quality_status"] != "OK"
