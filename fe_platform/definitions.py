@@ -20,10 +20,12 @@ def build_definitions(s: Settings) -> dg.Definitions:
     return dg.Definitions.merge(
         # Every run is one process: an ingestion run is one step and a refresh one `dbt build`, so a process
         # per step (the multiprocess default) would only load the definitions again.
-        dg.Definitions(resources=platform_resources(s), executor=dg.in_process_executor),
-        ingestion.build_defs(s),
-        warehouse.build_defs(s),
-        dashboards.build_defs(s),
+        core := dg.Definitions.merge(
+            dg.Definitions(resources=platform_resources(s), executor=dg.in_process_executor),
+            ingestion.build_defs(s),
+            warehouse.build_defs(s),
+        ),
+        dashboards.build_defs(s, upstream=core),
         operations.build_defs(s),
     )
 

@@ -59,6 +59,54 @@ class TableauSettings:
     token_secret: str = field(repr=False)
 
 
+# ---------------------------------------------------------------- QuickSight (dashboards)
+
+@dataclass(frozen=True)
+class QuickSightSettings:
+    """Where dashboards publish their reporting tables as QuickSight data sets (SPICE).
+
+    The data sets read the warehouse through `data_source_arn` when given (a data source made
+    outside the platform), else through a data source the platform keeps over the warehouse's
+    own connection (PostgreSQL or Redshift; QuickSight cannot reach a DuckDB file).
+    """
+
+    account_id: str
+    region: str
+    data_source_arn: str | None = None
+    endpoint_url: str | None = None  # a QuickSight-compatible endpoint (the tests point it at moto)
+    principal_arns: tuple[str, ...] = ()  # users or groups granted the data sets
+
+    def public(self) -> dict:
+        return {"account_id": self.account_id, "region": self.region, "data_source_arn": self.data_source_arn,
+                "endpoint_url": self.endpoint_url, "principal_arns": list(self.principal_arns)}
+
+
+def _quicksight(env: Mapping[str, str], warehouse_target: str) -> QuickSightSettings | None:
+    account = env.get("FE_QUICKSIGHT_ACCOUNT_ID", "").strip()
+    if not account:
+        return None
+    if not (account.isdigit() and len(account) == 12):
+        raise SettingsError(f"FE_QUICKSIGHT_ACCOUNT_ID must be a 12-digit AWS account id, got {account!r}")
+    region = env.get("FE_QUICKSIGHT_REGION", "").strip() or env.get("AWS_REGION", "").strip()
+    if not region:
+        raise SettingsError("FE_QUICKSIGHT_REGION (or AWS_REGION) is required when FE_QUICKSIGHT_ACCOUNT_ID is set")
+    arn = env.get("FE_QUICKSIGHT_DATA_SOURCE_ARN", "").strip() or None
+    if arn and (not arn.startswith("arn:") or ":datasource/" not in arn):
+        raise SettingsError(f"FE_QUICKSIGHT_DATA_SOURCE_ARN must be a QuickSight data source ARN, got {arn!r}")
+    if arn is None and warehouse_target == "duckdb":
+        raise SettingsError("FE_QUICKSIGHT_ACCOUNT_ID needs FE_QUICKSIGHT_DATA_SOURCE_ARN or a warehouse QuickSight "
+                            "can reach (FE_WAREHOUSE=postgres or redshift), not the DuckDB file")
+    principals = tuple(p.strip() for p in env.get("FE_QUICKSIGHT_PRINCIPAL_ARNS", "").split(",") if p.strip())
+    bad = [p for p in principals if not p.startswith("arn:")]
+    if bad:
+        raise SettingsError(f"FE_QUICKSIGHT_PRINCIPAL_ARNS must be ARNs separated by commas, got {bad[0]!r}")
+    return QuickSightSettings(account_id=account, region=region, data_source_arn=arn,
+                              endpoint_url=env.get("FE_QUICKSIGHT_ENDPOINT_URL", "").strip() or None,
+                              principal_arns=principals)
+
+
+# ---------------------------------------------------------------- all settings
+
 @dataclass(frozen=True)
 class Settings:
     mode: str
@@ -76,6 +124,7 @@ class Settings:
     postgres: PostgresSettings | None = None
     redshift: RedshiftSettings | None = None
     tableau: TableauSettings | None = None
+    quicksight: QuickSightSettings | None = None
     freshness_weekly_cron: str = "0 12 * * 2"
     freshness_daily_cron: str = "0 8 * * *"
     batch_max_deliveries: int = 100
@@ -107,6 +156,7 @@ class Settings:
             "dagster_home": str(self.dagster_home),
             "dashboards": str(self.dashboards_dir),
             "dashboards_published_to": self.tableau.server_url if self.tableau else None,
+            "quicksight": self.quicksight.public() if self.quicksight else None,
             "fx_api_url": _redacted(self.fx_api_url),
             "ingestion_batch": {"max_deliveries": self.batch_max_deliveries, "max_bytes": self.batch_max_bytes},
             "sources": _sources_public(self),
@@ -408,6 +458,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         postgres=postgres,
         redshift=redshift,
         tableau=tableau,
+        quicksight=_quicksight(env, target),
         freshness_weekly_cron=_cron(env, "FE_FRESHNESS_WEEKLY_CRON", "0 12 * * 2"),
         freshness_daily_cron=_cron(env, "FE_FRESHNESS_DAILY_CRON", "0 8 * * *"),
         batch_max_deliveries=_positive(env, "FE_BATCH_MAX_DELIVERIES", 100),

@@ -1,10 +1,13 @@
 """Fabricated reporting tables for the dashboard tests (no tests here; the other
-`test_dashboards_*` modules import `fabricate_tables`).
+`test_dashboards_*` modules import `fabricate_tables`, and `write_reporting_tables` puts them in a
+DuckDB warehouse).
 
 Realistic shapes, deterministic values: 17 brands in two markets (FERTILITY with 5 brands,
 ENDOCRINOLOGY with 12, more than a chart may show, so its share chart folds some into
 "Other"), 26 weeks, 8 territories in 3 regions with one rep each, 6 months of calls,
-5 feeds with daily/weekly deliveries, a few rejected and duplicate ones.
+5 feeds with daily/weekly deliveries, a few rejected and duplicate ones, patient starts of the
+own brands per territory, and omnichannel touches per territory. Shares and percentages are
+fractions from 0 to 1, as in the warehouse.
 """
 
 from __future__ import annotations
@@ -180,15 +183,85 @@ def data_quality(rng: np.random.Generator) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=schema)
 
 
+def patient_starts_weekly(rng: np.random.Generator) -> pa.Table:
+    """Own brands x territory x week: new patients (first dispensed fill), refills, reversals, days' supply."""
+    rows = []
+    own = [(code, name, base) for code, name, _market, is_own, base in BRANDS if is_own]
+    for t_i, (tid, tname, _district, region, _rep, _rn) in enumerate(TERRITORIES):
+        size = 1.0 + 0.35 * t_i
+        for code, name, base in own:
+            for week in weeks():
+                new = int(rng.poisson(base / 900 * size))
+                refills = int(rng.poisson(base / 160 * size))
+                reversed_fills = int(rng.binomial(new + refills, 0.03))
+                rows.append({
+                    "brand_code": code, "brand_name": name, "territory_id": tid, "territory_name": tname,
+                    "region_name": region, "week_ending": week, "new_patients": new, "refills": refills,
+                    "reversed_fills": reversed_fills,
+                    "days_supply_dispensed": int((new + refills - reversed_fills) * 30),
+                })
+    schema = pa.schema([
+        ("brand_code", pa.string()), ("brand_name", pa.string()), ("territory_id", pa.string()),
+        ("territory_name", pa.string()), ("region_name", pa.string()), ("week_ending", pa.date32()),
+        ("new_patients", pa.int64()), ("refills", pa.int64()), ("reversed_fills", pa.int64()),
+        ("days_supply_dispensed", pa.int64()),
+    ])
+    return pa.Table.from_pylist(rows, schema=schema)
+
+
+def engagement_weekly(rng: np.random.Generator) -> pa.Table:
+    """Territory x week: touches per channel, distinct HCPs engaged, touches per engaged HCP."""
+    rows = []
+    for t_i, (tid, tname, _district, region, _rep, _rn) in enumerate(TERRITORIES):
+        size = 1.0 + 0.35 * t_i
+        for week in weeks():
+            calls = int(rng.poisson(55 * size))
+            events = int(rng.poisson(6 * size))
+            emails = int(rng.poisson(120 * size))
+            portal = int(rng.poisson(40 * size))
+            touches = calls + events + emails + portal
+            engaged = max(1, int(touches / rng.uniform(2.2, 3.4)))
+            rows.append({
+                "territory_id": tid, "territory_name": tname, "region_name": region, "week_ending": week,
+                "submitted_calls": calls, "event_attendances": events, "email_opens": emails,
+                "portal_visits": portal, "hcps_engaged": engaged, "touches": touches,
+                "touches_per_engaged_hcp": touches / engaged,
+            })
+    schema = pa.schema([
+        ("territory_id", pa.string()), ("territory_name", pa.string()), ("region_name", pa.string()),
+        ("week_ending", pa.date32()), ("submitted_calls", pa.int64()), ("event_attendances", pa.int64()),
+        ("email_opens", pa.int64()), ("portal_visits", pa.int64()), ("hcps_engaged", pa.int64()),
+        ("touches", pa.int64()), ("touches_per_engaged_hcp", pa.float64()),
+    ])
+    return pa.Table.from_pylist(rows, schema=schema)
+
+
 def fabricate_tables(seed: int = 7) -> dict[str, pa.Table]:
-    """The four reporting tables, as the warehouse would hand them to the dashboards asset."""
+    """Every reporting table a dashboard reads, as the warehouse would hand them to the dashboards asset."""
     rng = np.random.default_rng(seed)
     return {
         "rpt_brand_weekly": brand_weekly(rng),
         "rpt_territory_weekly": territory_weekly(rng),
         "rpt_field_activity": field_activity(rng),
         "rpt_data_quality": data_quality(rng),
+        "rpt_patient_starts_weekly": patient_starts_weekly(rng),
+        "rpt_engagement_weekly": engagement_weekly(rng),
     }
+
+
+def write_reporting_tables(settings) -> dict[str, pa.Table]:
+    """The fabricated tables into the `reporting` schema of the settings' DuckDB file: a demo-sized warehouse."""
+    import duckdb
+
+    tables = fabricate_tables()
+    settings.duckdb_path.parent.mkdir(parents=True, exist_ok=True)
+    with duckdb.connect(str(settings.duckdb_path)) as con:
+        con.execute("create schema if not exists reporting")
+        for name, table in tables.items():
+            con.register("rows", table)
+            con.execute(f'create or replace table reporting."{name}" as select * from rows')
+            con.unregister("rows")
+    return tables
 
 
 def empty_tables() -> dict[str, pa.Table]:

@@ -8,7 +8,15 @@ import re
 import pyarrow.compute as pc
 import pytest
 
-from fe_platform.lib.dashboards import DASHBOARDS, dashboard, quality_status, render_index, render_preview
+from fe_platform.lib.dashboards import (
+    DASHBOARDS,
+    CheckResult,
+    QualityStatus,
+    dashboard,
+    render_index,
+    render_preview,
+    summarize,
+)
 from fe_platform.lib.dashboards.preview import fmt_value
 
 try:
@@ -16,8 +24,20 @@ try:
 except ImportError:
     from test_dashboards_fixtures import LAST_WEEK, empty_tables, fabricate_tables
 
-REFRESHED = dt.datetime(2026, 11, 23, 6, 30, tzinfo=dt.UTC)
+REFRESHED = dt.datetime(2026, 11, 23, 6, 30, 12, 345678, tzinfo=dt.UTC)
+REFRESHED_WORDS = re.compile(r"Mon 23 Nov( 2026)?, 06:30 UTC")  # the year only outside the current one
 PNG = b"\x89PNG\r\n\x1a\n"
+ALL_PASS = QualityStatus("OK", checks=40, results=400)
+FAILING = summarize([
+    CheckResult("validated_fx_rates:quarantine_by_rule", "2026-11-03", passed=False, severity="ERROR",
+                evaluated_at=dt.datetime(2026, 11, 3, 7, 1, 2, 3, tzinfo=dt.UTC)),
+    CheckResult("validated_fx_rates:quarantine_by_rule", "2026-11-04", passed=True),
+    CheckResult("validated_iqvia_rx:npi_in_sfdc_account", "2026-11-13", passed=False, severity="WARN",
+                evaluated_at=dt.datetime(2026, 11, 16, 9, 0, tzinfo=dt.UTC)),
+    CheckResult("validated_iqvia_rx:npi_in_sfdc_account", "2026-11-06", passed=False, severity="WARN",
+                evaluated_at=dt.datetime(2026, 11, 9, 9, 0, tzinfo=dt.UTC)),
+    CheckResult("marts/fct_rx_weekly:not_null_fct_rx_weekly_hcp_key", None, passed=True),
+])
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +48,7 @@ def tables():
 @pytest.fixture(scope="module")
 def site(tmp_path_factory, tables):
     out = tmp_path_factory.mktemp("site")
-    pages = {d.slug: render_preview(d, tables, out, REFRESHED, "OK") for d in DASHBOARDS}
+    pages = {d.slug: render_preview(d, tables, out, REFRESHED, ALL_PASS) for d in DASHBOARDS}
     return out, pages
 
 
@@ -38,7 +58,9 @@ def test_every_dashboard_has_a_page_and_a_png_per_chart(site):
         page = pages[d.slug]
         assert page == out / f"{d.slug}.html"
         text = page.read_text()
-        assert d.title in text and d.owner_email in text and "2026-11-23 06:30 UTC" in text
+        assert d.title in text and d.owner_email in text and REFRESHED_WORDS.search(text)
+        assert "2026-11-23" not in text and "06:30:12" not in text  # no raw ISO time
+        assert 'data-level="OK"' in text and "All 40 upstream checks passed" in text
         pngs = sorted((out / d.slug).glob("chart-*.png"))
         assert len(pngs) == len(d.charts)
         assert all(p.read_bytes().startswith(PNG) and p.stat().st_size > 5_000 for p in pngs)
@@ -93,7 +115,7 @@ def test_territory_region_rollup_is_sorted_and_sums_13_weeks(site, tables):
         assert f"{value:,}" in section
     sales = float(recent["net_sales_usd"].map(float).sum())
     assert fmt_value(sales, "usd") == f"${sales:,.0f}"
-    assert "Week ending: 2026-08-21 to 2026-11-13" in text
+    assert "Week ending: 21 Aug to 13 Nov 2026" in text
 
 
 def test_data_quality_page_lists_rejected_deliveries(site, tables):
@@ -115,16 +137,30 @@ def test_empty_tables_say_no_data_yet(tmp_path):
         assert len(list((tmp_path / d.slug).glob("*.png"))) == len(d.charts)
 
 
-def test_quality_status(tables):
-    assert quality_status(tables["rpt_data_quality"]) == "WARN: 2 files rejected"
-    assert quality_status(empty_tables()["rpt_data_quality"]) == "No data yet"
-    clean = tables["rpt_data_quality"].filter(pc.equal(tables["rpt_data_quality"]["outcome"], "loaded"))
-    assert quality_status(clean) == "OK"
+def test_data_quality_page_times_are_in_words(site):
+    _, pages = site
+    text = pages["data-quality"].read_text()
+    assert "+00:00" not in text and not re.search(r"\d{4}-\d\d-\d\dT?\s?\d\d:\d\d", text)
+    assert re.search(r"(Mon|Tue|Wed|Thu|Fri|Sat|Sun) \d{1,2} (Oct|Nov)( 2026)?, \d\d:\d\d UTC", text)
 
 
-def test_index_links_all_dashboards_with_refresh_and_status(tmp_path):
-    status = [dict(slug=d.slug, title=d.title, refreshed_at=REFRESHED, owner_team=d.owner_team,
-                   quality_status="WARN: 2 files rejected" if d.name == "data_quality" else "OK")
+def test_a_failing_status_names_its_checks_on_the_page(tmp_path, tables):
+    page = render_preview(dashboard("brand-performance"), tables, tmp_path, REFRESHED, FAILING).read_text()
+    header = page.split("</header>")[0]
+    assert 'class="badge fail" data-level="ERROR">ERROR: 1 check failing, 1 warning<' in header
+    section = page.split('id="data-quality"')[1]
+    rows = re.findall(r'data-check="([^"]+)" data-level="(\w+)"', section)
+    assert rows == [("validated_fx_rates:quarantine_by_rule", "ERROR"),
+                    ("validated_iqvia_rx:npi_in_sfdc_account", "WARN")]
+    assert "1 of 2 partitions: 3 Nov 2026" in section
+    assert "2 of 2 partitions: 13 Nov 2026, 6 Nov 2026" in section
+    assert re.search(r"Tue 3 Nov( 2026)?, 07:01 UTC", section)
+    assert "fct_rx_weekly" not in section  # a passing check is not named
+
+
+def test_index_links_all_dashboards_with_refresh_status_and_failing_checks(tmp_path):
+    status = [dict(slug=d.slug, title=d.title, refreshed_at=REFRESHED.isoformat(), owner_team=d.owner_team,
+                   quality=(FAILING if d.slug in ("brand-performance", "market-share") else ALL_PASS).to_json())
               for d in DASHBOARDS]
     status[2]["refreshed_at"] = None
     index = render_index(status, tmp_path)
@@ -132,11 +168,35 @@ def test_index_links_all_dashboards_with_refresh_and_status(tmp_path):
     assert index == tmp_path / "index.html"
     for d in DASHBOARDS:
         assert f'href="{d.slug}.html"' in text and d.title in text
-    assert text.count("2026-11-23 06:30 UTC") == 4 and "never" in text
-    assert 'class="badge warn">WARN: 2 files rejected<' in text
-    assert text.count('class="badge ok">OK<') == 4
+    assert len(REFRESHED_WORDS.findall(text)) == len(DASHBOARDS) - 1 and "never" in text
+    assert REFRESHED.isoformat() not in text
+    assert text.count('data-level="ERROR">ERROR: 1 check failing, 1 warning<') == 2
+    assert text.count('class="badge ok" data-level="OK">OK<') == len(DASHBOARDS) - 2
+    row = text.split('data-slug="brand-performance"')[1].split("</tr>")[0]
+    assert "<code>validated_fx_rates:quarantine_by_rule</code> ERROR" in row
+    failing = text.split('id="failing-checks"')[1]
+    assert re.findall(r'data-check="([^"]+)"', failing) == [
+        "validated_fx_rates:quarantine_by_rule", "validated_iqvia_rx:npi_in_sfdc_account"]
+    assert "Brand Performance, Market Share" in failing
     assert "<script" not in text
+
+
+def test_index_of_a_dashboard_not_built_or_not_checked_yet(tmp_path):
+    text = render_index([{"slug": "x", "title": "X"},
+                         {"slug": "y", "title": "Y", "refreshed_at": REFRESHED.isoformat(), "quality_status": "OK"}],
+                        tmp_path).read_text()
+    assert "not built yet" in text and "never" in text and "failing-checks" not in text
+    assert ">not checked yet<" in text  # a status file from before the checks made the status
 
 
 def test_one_dashboard_lookup():
     assert dashboard("data-quality") is dashboard("data_quality")
+
+
+def test_a_check_failing_everywhere_is_said_so_briefly(tmp_path):
+    everywhere = summarize([CheckResult("validated_sfdc_call:quarantine_by_rule", f"2026-11-{d:02d}", passed=False,
+                                        severity="WARN") for d in range(2, 28)])
+    status = [dict(slug=d.slug, title=d.title, quality=everywhere.to_json()) for d in DASHBOARDS]
+    text = render_index(status, tmp_path).read_text().split('id="failing-checks"')[1]
+    assert "all 26 partitions, the latest 27 Nov 2026" in text
+    assert f">all {len(DASHBOARDS)}<" in text

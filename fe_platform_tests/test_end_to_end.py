@@ -4,6 +4,7 @@ the dashboards stale and a second run that refreshes them."""
 
 import io
 import json
+import re
 from datetime import date, datetime
 
 import dagster as dg
@@ -16,6 +17,8 @@ from tableauhyperapi import Connection
 
 from fe_platform.definitions import build_definitions
 from fe_platform.defs.resources import lake_from_settings
+from fe_platform.defs.warehouse.project import prepare_manifest
+from fe_platform.lib.dashboards import load_reporting_tables
 from fe_platform.lib.dashboards.declarations import DASHBOARDS
 from fe_platform.lib.dashboards.extract import hyper_process
 from fe_platform.lib.delivery_log import read_delivery_log
@@ -91,6 +94,14 @@ def test_facts_and_reporting_follow_the_latest_delivery(platform):
     assert reported + unknown_products == expected
 
 
+def built_dashboards() -> list:
+    """The declared dashboards whose reporting tables the dbt project builds (all, once issue 12's are in)."""
+    reporting = load_reporting_tables(prepare_manifest())
+    built = [d for d in DASHBOARDS if all(t in reporting for t in d.tables)]
+    assert len(built) >= 5
+    return built
+
+
 def hyper_rows(path, table: str) -> tuple[int, float]:
     with hyper_process() as hyper, Connection(hyper.endpoint, str(path)) as conn:
         count = conn.execute_scalar_query(f'SELECT COUNT(*) FROM "Extract"."{table}"')
@@ -105,7 +116,7 @@ def test_dashboards_have_extracts_matching_reporting_and_previews(platform):
                               float(sql(settings, "select sum(trx) from reporting.rpt_brand_weekly")[0][0]))
     index = (settings.dashboards_dir / "index.html").read_text()
     instance = dagster_instance(settings)
-    for dashboard in DASHBOARDS:
+    for dashboard in built_dashboards():
         assert lake.exists(f"dashboards/{dashboard.slug}.hyper")
         assert f'href="{dashboard.slug}.html"' in index
         event = instance.get_latest_materialization_event(dg.AssetKey(["dashboards", dashboard.slug]))
@@ -155,3 +166,34 @@ def test_a_new_delivery_makes_dashboards_stale_and_run_refreshes_them(platform):
 
     third = run_platform(settings, lambda _: None)
     assert third.ok and third.runs == 0  # nothing new landed: nothing is stale
+
+
+def latest_results_by_hand(instance, graph) -> dict[str, str]:
+    """Every check's worst level over the latest completed evaluation of each partition, from its full history."""
+    from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus as S
+
+    worst = {}
+    for key in graph.asset_check_keys:
+        latest = {}
+        for record in instance.event_log_storage.get_asset_check_execution_history(key, limit=100_000):
+            if record.status in (S.SUCCEEDED, S.FAILED) and record.partition not in latest:  # newest first
+                latest[record.partition] = record.evaluation
+        levels = {"OK" if e.passed else e.severity.value for e in latest.values()}
+        if levels - {"OK"}:
+            worst[key.to_user_string()] = "ERROR" if "ERROR" in levels else "WARN"
+    return worst
+
+
+def test_pages_and_index_name_every_check_that_did_not_pass(platform):
+    settings, _, _, _, _ = platform
+    instance = dagster_instance(settings)
+    graph = build_definitions(settings).resolve_asset_graph()
+    failing = latest_results_by_hand(instance, graph)
+    assert failing, "the generated defects fail some checks"
+    index = (settings.dashboards_dir / "index.html").read_text()
+    named = dict(re.findall(r'data-check="([^"]+)" data-level="(\w+)"', index.split('id="failing-checks"')[1]))
+    assert named == failing  # every dashboard sits on every feed, so the index names them all
+    for dashboard in built_dashboards():
+        status = json.loads((settings.dashboards_dir / f"{dashboard.slug}.status.json").read_text())
+        expected = "ERROR" if "ERROR" in failing.values() else "WARN"
+        assert status["quality"]["level"] == expected and status["quality_status"] != "OK"

@@ -1,37 +1,44 @@
 """Dashboard assets, generated from the declarations in `fe_platform/lib/dashboards/declarations.py`.
 
 Each dashboard reads its reporting tables from the warehouse, writes its Hyper extract into the
-lake's `dashboards/` zone, renders a preview a person can open without Tableau, and, where a
-Tableau server is configured, publishes the extract as a data source and asks for a refresh.
-`dashboard_index` is the page that links them all with their freshness and data-quality status.
+lake's `dashboards/` zone, renders a preview a person can open without Tableau, and, where they
+are configured, publishes the extract to Tableau (and asks for a refresh) and the reporting
+tables to QuickSight as data sets (and starts their SPICE ingestion). Its data-quality status is
+the worst latest result of every asset check upstream of it. `dashboards/index` is the page that
+links them all with their freshness, status and failing checks.
+
+The reporting tables and their columns come from the dbt manifest, and their asset keys from
+dagster-dbt's own lookup over the warehouse's dbt assets, so lineage follows the dbt translator.
+A declared dashboard whose tables the dbt project does not build (yet) is left out, with a warning.
 """
 
 import json
+import logging
 import tempfile
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
+from dagster_dbt import get_asset_key_for_model
 
+from fe_platform.defs.dashboards.check_status import quality_status, upstream_check_keys
+from fe_platform.defs.dashboards.quicksight import publish_dashboard_data_sets
 from fe_platform.defs.operations.freshness import freshness_policy
 from fe_platform.defs.warehouse.automation import ON_UPSTREAM_CHANGE
-from fe_platform.lib.dashboards.data import quality_status
 from fe_platform.lib.dashboards.declarations import DASHBOARDS, Dashboard
 from fe_platform.lib.dashboards.extract import write_extract
 from fe_platform.lib.dashboards.preview import render_index, render_preview
+from fe_platform.lib.dashboards.reporting import ReportingTable
 from fe_platform.lib.lake import Lake
 from fe_platform.lib.warehouse_target import WarehouseTarget
 from fe_platform.settings import Settings
 
-QUALITY_TABLE = "rpt_data_quality"
+log = logging.getLogger(__name__)
 
 
 def dashboard_key(dashboard: Dashboard) -> dg.AssetKey:
     return dg.AssetKey(["dashboards", dashboard.slug])
-
-
-def reporting_key(table: str) -> dg.AssetKey:
-    return dg.AssetKey(["reporting", table])
 
 
 def extract_key(dashboard: Dashboard) -> str:
@@ -42,77 +49,117 @@ def _status_path(settings: Settings, dashboard: Dashboard) -> Path:
     return settings.dashboards_dir / f"{dashboard.slug}.status.json"
 
 
-def dashboard_asset(dashboard: Dashboard, settings: Settings) -> dg.AssetsDefinition:
+def reporting_asset_key(dbt_assets: Sequence[dg.AssetsDefinition], table: str) -> dg.AssetKey:
+    """The asset key of a reporting model, by dagster-dbt's lookup over the `@dbt_assets` that builds it."""
+    for assets_def in dbt_assets:
+        key = get_asset_key_for_model([assets_def], table)  # the lookup takes one definition at a time
+        if key in assets_def.keys:
+            return key
+    raise KeyError(f"no dbt assets build the model {table}")
+
+
+def buildable(dashboards: Sequence[Dashboard], reporting: Mapping[str, ReportingTable]
+              ) -> tuple[list[Dashboard], dict[str, list[str]]]:
+    """The dashboards whose declarations hold against the reporting contract, and the problems of the others."""
+    ok, left_out = [], {}
+    for d in dashboards:
+        problems = d.validate(reporting)
+        if problems:
+            left_out[d.slug] = problems
+            log.warning("dashboard %s left out: %s", d.title, "; ".join(problems))
+        else:
+            ok.append(d)
+    return ok, left_out
+
+
+def dashboard_asset(dashboard: Dashboard, settings: Settings, reporting: Mapping[str, ReportingTable],
+                    dbt_assets: Sequence[dg.AssetsDefinition], upstream_graph) -> dg.AssetsDefinition:
+    deps = [reporting_asset_key(dbt_assets, t) for t in dashboard.tables]
+    # The lineage is fixed with the code: the checks upstream of the dashboard are known when it is defined.
+    check_keys = upstream_check_keys(upstream_graph, deps)
+
     @dg.asset(
         key=dashboard_key(dashboard),
-        deps=[reporting_key(t) for t in dashboard.tables],
+        deps=deps,
         group_name="dashboards",
         owners=[f"team:{dashboard.owner_team}", dashboard.owner_email],
         description=f"{dashboard.title}: {dashboard.description}",
         automation_condition=ON_UPSTREAM_CHANGE,
         freshness_policy=freshness_policy("downstream", settings),
-        kinds={"tableau", "hyper"},
+        kinds={"tableau", "hyper"} | ({"quicksight"} if settings.quicksight else set()),
         metadata={"reporting_tables": list(dashboard.tables), "charts": [c.title for c in dashboard.charts]},
     )
     def _dashboard(context: dg.AssetExecutionContext, lake: dg.ResourceParam[Lake],
                    warehouse: dg.ResourceParam[WarehouseTarget]) -> dg.MaterializeResult:
+        quality = quality_status(context.instance, check_keys)
         with warehouse.connect() as wh:
-            names = sorted({*dashboard.tables, QUALITY_TABLE})
-            tables = {name: wh.read_table("reporting", name) for name in names}
-        status = quality_status(tables[QUALITY_TABLE])
+            tables = {name: wh.read_table(reporting[name].schema, name) for name in dashboard.tables}
         refreshed_at = datetime.now(UTC)
-        mine = {name: tables[name] for name in dashboard.tables}
         with tempfile.TemporaryDirectory() as tmp:
             local = Path(tmp, f"{dashboard.slug}.hyper")
-            rows = write_extract(dashboard, mine, local)
+            rows = write_extract(dashboard, tables, local)
             lake.put_file(local, extract_key(dashboard))
             published = {}
             if settings.tableau:
                 from fe_platform.lib.dashboards.tableau import publish_extracts
 
                 published = publish_extracts(settings.tableau, {dashboard.datasource_name: local})
-        preview = render_preview(dashboard, mine, settings.dashboards_dir, refreshed_at, status)
+        quicksight = publish_dashboard_data_sets(settings, dashboard, [reporting[t] for t in dashboard.tables]) \
+            if settings.quicksight else {}
+        preview = render_preview(dashboard, tables, settings.dashboards_dir, refreshed_at, quality)
         _status_path(settings, dashboard).write_text(json.dumps({
             "slug": dashboard.slug, "title": dashboard.title, "refreshed_at": refreshed_at.isoformat(),
-            "quality_status": status, "owner_team": dashboard.owner_team, "description": dashboard.description,
+            "quality_status": quality.headline, "quality": quality.to_json(),
+            "owner_team": dashboard.owner_team, "description": dashboard.description,
         }))
-        context.log.info(f"{dashboard.title}: preview {preview}, extract {lake.uri(extract_key(dashboard))}")
+        context.log.info(f"{dashboard.title}: data quality {quality.headline} over {len(check_keys)} upstream "
+                         f"checks; preview {preview}, extract {lake.uri(extract_key(dashboard))}")
         return dg.MaterializeResult(metadata={
             "preview": dg.MetadataValue.path(str(preview)),
             "preview_url": dg.MetadataValue.url(preview.as_uri()),
             "extract": lake.uri(extract_key(dashboard)),
             "rows_by_table": rows,
-            "data_quality": status,
+            "data_quality": quality.headline,
+            "failing_checks": [f.check for f in quality.failing],
+            "upstream_checks": len(check_keys),
             "tableau_refresh_jobs": {k: v or "already queued" for k, v in published.items()},
+            "quicksight_ingestions": quicksight,
         })
 
     return _dashboard
 
 
-def index_asset(settings: Settings) -> dg.AssetsDefinition:
+def index_asset(settings: Settings, dashboards: Sequence[Dashboard], left_out: Mapping[str, list[str]]
+                ) -> dg.AssetsDefinition:
     @dg.asset(
         key=dg.AssetKey(["dashboards", "index"]),
-        deps=[dashboard_key(d) for d in DASHBOARDS],
+        deps=[dashboard_key(d) for d in dashboards],
         group_name="dashboards",
         owners=["team:commercial-analytics", "commercial-analytics@fe-pharma.example"],
-        description="The page that links every dashboard preview with its last refresh and data-quality status.",
+        description="The page that links every dashboard preview with its last refresh, data-quality status and "
+                    "the checks that did not pass.",
         automation_condition=ON_UPSTREAM_CHANGE,
         freshness_policy=freshness_policy("downstream", settings),
         kinds={"html"},
     )
     def _index(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         statuses = []
-        for d in DASHBOARDS:
+        for d in dashboards:
             path = _status_path(settings, d)
             statuses.append(json.loads(path.read_text()) if path.exists()
                             else {"slug": d.slug, "title": d.title, "owner_team": d.owner_team,
-                                  "description": d.description, "quality_status": "not built yet"})
+                                  "description": d.description})
         page = render_index(statuses, settings.dashboards_dir)
         return dg.MaterializeResult(metadata={"index": dg.MetadataValue.path(str(page)),
-                                              "index_url": dg.MetadataValue.url(page.as_uri())})
+                                              "index_url": dg.MetadataValue.url(page.as_uri()),
+                                              "dashboards_left_out": dict(left_out)})
 
     return _index
 
 
-def build_dashboard_assets(settings: Settings) -> list[dg.AssetsDefinition]:
-    return [*(dashboard_asset(d, settings) for d in DASHBOARDS), index_asset(settings)]
+def build_dashboard_assets(settings: Settings, reporting: Mapping[str, ReportingTable],
+                           dbt_assets: Sequence[dg.AssetsDefinition], upstream_graph) -> list[dg.AssetsDefinition]:
+    """`upstream_graph`: the asset graph of everything the dashboards sit on (ingestion, warehouse)."""
+    dashboards, left_out = buildable(DASHBOARDS, reporting)
+    return [*(dashboard_asset(d, settings, reporting, dbt_assets, upstream_graph) for d in dashboards),
+            index_asset(settings, dashboards, left_out)]

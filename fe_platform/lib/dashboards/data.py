@@ -107,26 +107,3 @@ def series_order(df: pd.DataFrame, chart: Chart) -> list[str]:
     totals = df.groupby(chart.series)[chart.y[0]].sum().sort_values(ascending=False)
     names = [s for s in totals.index if s != OTHER]
     return names + ([OTHER] if OTHER in totals.index else [])
-
-
-def quality_status(rpt_data_quality: pa.Table, *, days: int = 7, max_quarantine_pct: float = 0.05) -> str:
-    """A one-line data-quality status for the index page, over the latest `days` of partitions.
-
-    "OK", "WARN: 2 files rejected", "WARN: 7.5% rows quarantined" (both joined by "; "), or
-    "No data yet".
-    """
-    if rpt_data_quality.num_rows == 0:
-        return "No data yet"
-    df = to_frame(rpt_data_quality, {"partition_date", "outcome", "rows_in", "rows_quarantined",
-                                     "rejected_files"})
-    latest = df["partition_date"].max()
-    df = df[df["partition_date"] > latest - pd.Timedelta(days=days)]
-    problems = []
-    rejected = int(df["rejected_files"].fillna(0).sum())
-    if rejected:
-        problems.append(f"{rejected:,} file{'s' if rejected != 1 else ''} rejected")
-    rows_in = df["rows_in"].fillna(0).sum()
-    quarantined = df["rows_quarantined"].fillna(0).sum()
-    if rows_in and quarantined / rows_in > max_quarantine_pct:
-        problems.append(f"{quarantined / rows_in:.1%} rows quarantined")
-    return "WARN: " + "; ".join(problems) if problems else "OK"

@@ -8,32 +8,9 @@ declarations, so adding a dashboard is adding a `Dashboard(...)` to `DASHBOARDS`
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-
-# The reporting tables the dashboards may read (docs/warehouse contract, `reporting` layer),
-# with the columns each one guarantees.
-REPORTING_TABLES: dict[str, tuple[str, ...]] = {
-    "rpt_brand_weekly": (
-        "brand_code", "brand_name", "market", "is_own_brand", "week_ending", "trx", "nrx", "nbrx",
-        "market_trx", "trx_share", "trx_4wk", "trx_growth_4wk",
-    ),
-    "rpt_territory_weekly": (
-        "territory_id", "territory_name", "district_name", "region_name", "week_ending", "own_trx",
-        "own_nbrx", "net_sales_usd", "submitted_calls", "hcps_reached", "hcps_with_own_trx_13wk",
-        "reach_pct",
-    ),
-    "rpt_field_activity": (
-        "territory_id", "territory_name", "region_name", "rep_id", "rep_name", "month_start",
-        "calls_total", "calls_in_person", "calls_virtual", "calls_phone", "calls_email",
-        "hcps_reached", "call_frequency",
-    ),
-    "rpt_data_quality": (
-        "feed", "partition_date", "landing_key", "outcome", "rows_in", "rows_valid",
-        "rows_quarantined", "quarantine_pct", "rejected_files", "ingested_at", "freshness_lag_hours",
-    ),
-}
 
 CHART_KINDS = ("line", "bar", "stacked_bar", "table")
 NUMBER_FORMATS = ("int", "pct", "usd", "float")
@@ -143,22 +120,30 @@ class Dashboard:
         """The name of the dashboard's data source on Tableau (and of its `.hyper` file)."""
         return f"FE {self.title}"
 
-    def validate(self, known: Mapping[str, tuple[str, ...]] = REPORTING_TABLES) -> list[str]:
-        """Problems with this declaration against the reporting contract (empty when fine)."""
+    def validate(self, known: Mapping[str, Any]) -> list[str]:
+        """Problems with this declaration against the reporting contract (empty when fine).
+
+        `known`: reporting table -> its columns, or the `ReportingTable`s that
+        `reporting.reporting_tables` reads from the dbt manifest.
+        """
         problems = []
         for table in self.tables:
             if table not in known:
-                problems.append(f"{self.name}: unknown reporting table {table}")
+                problems.append(f"{self.name}: reporting table {table} is not built by the dbt project")
         for chart in self.charts:
             if chart.table not in self.tables:
                 problems.append(f"{self.name}/{chart.title}: reads {chart.table}, not among the dashboard's tables")
                 continue
             if chart.table not in known:
                 continue
-            missing = chart.columns() - set(known[chart.table])
+            missing = chart.columns() - set(_columns(known[chart.table]))
             if missing:
                 problems.append(f"{self.name}/{chart.title}: unknown columns {sorted(missing)} in {chart.table}")
         return problems
+
+
+def _columns(table: Any) -> Iterable[str]:
+    return table.columns if hasattr(table, "columns") else table  # a ReportingTable, or the columns
 
 
 COLUMN_LABELS = {
@@ -176,6 +161,10 @@ COLUMN_LABELS = {
     "rows_in": "Rows in", "rows_valid": "Rows valid", "rows_quarantined": "Rows quarantined",
     "quarantine_pct": "Quarantined", "rejected_files": "Rejected files", "ingested_at": "Ingested at",
     "freshness_lag_hours": "Freshness lag (h)",
+    "new_patients": "New patients", "refills": "Refills", "reversed_fills": "Reversed fills",
+    "days_supply_dispensed": "Days' supply dispensed", "event_attendances": "Event attendances",
+    "email_opens": "Email opens", "portal_visits": "Portal visits", "hcps_engaged": "HCPs engaged",
+    "touches": "Touches", "touches_per_engaged_hcp": "Touches per engaged HCP",
 }
 
 OWN = {"is_own_brand": True}
@@ -318,8 +307,66 @@ DATA_QUALITY = Dashboard(
     ),
 )
 
+PATIENT_STARTS = Dashboard(
+    name="patient_starts",
+    slug="patient-starts",
+    title="Patient Starts",
+    owner_team="F&E Patient Services",
+    owner_email="fe-patient-services@example.com",
+    description="New patients by brand and territory (first dispensed fill of the brand), refills and reversals "
+                "over time, from specialty pharmacy dispenses.",
+    tables=("rpt_patient_starts_weekly",),
+    charts=(
+        Chart("Brands, latest 13 weeks", "rpt_patient_starts_weekly", "table", x="brand_name",
+              y=("new_patients", "refills", "reversed_fills", "days_supply_dispensed"), latest_periods=13),
+        Chart("New patients per week by brand", "rpt_patient_starts_weekly", "line", x="week_ending",
+              y=("new_patients",), series="brand_name", y_label="New patients per week"),
+        Chart("New patients by territory, latest 13 weeks", "rpt_patient_starts_weekly", "stacked_bar",
+              x="territory_name", y=("new_patients",), series="brand_name", latest_periods=13,
+              x_label="New patients"),
+        Chart("Refills per week by brand", "rpt_patient_starts_weekly", "line", x="week_ending",
+              y=("refills",), series="brand_name", y_label="Refills per week"),
+        Chart("Reversed fills per week by brand", "rpt_patient_starts_weekly", "line", x="week_ending",
+              y=("reversed_fills",), series="brand_name", y_label="Reversed fills per week",
+              description="Fills dispensed then reversed (claim reversed or not picked up); they count as no start."),
+        Chart("Territories, latest 13 weeks", "rpt_patient_starts_weekly", "table",
+              x=("region_name", "territory_name", "brand_name"),
+              y=("new_patients", "refills", "reversed_fills", "days_supply_dispensed"), latest_periods=13,
+              sort_by=("region_name", "territory_name", "-new_patients")),
+    ),
+)
+
+ENGAGEMENT_CHANNELS = ("submitted_calls", "event_attendances", "email_opens", "portal_visits")
+
+OMNICHANNEL_ENGAGEMENT = Dashboard(
+    name="omnichannel_engagement",
+    slug="omnichannel-engagement",
+    title="Omnichannel Engagement",
+    owner_team="F&E Sales Operations",
+    owner_email="fe-sales-ops@example.com",
+    description="Touches by channel per territory (calls, events, emails, portal), HCPs engaged by any channel, "
+                "and touches per engaged HCP.",
+    tables=("rpt_engagement_weekly",),
+    charts=(
+        Chart("Touches by channel per territory, latest 13 weeks", "rpt_engagement_weekly", "stacked_bar",
+              x="territory_name", y=ENGAGEMENT_CHANNELS, latest_periods=13, x_label="Touches"),
+        Chart("Touches by channel per week", "rpt_engagement_weekly", "stacked_bar", x="week_ending",
+              y=ENGAGEMENT_CHANNELS, y_label="Touches"),
+        Chart("HCPs engaged per week by region", "rpt_engagement_weekly", "line", x="week_ending",
+              y=("hcps_engaged",), series="region_name", y_label="HCPs engaged (any channel)"),
+        Chart("Touches per engaged HCP by territory, average week of the latest 13", "rpt_engagement_weekly",
+              "bar", x="territory_name", y=("touches_per_engaged_hcp",), agg="mean", fmt="float",
+              latest_periods=13, x_label="Touches per engaged HCP"),
+        Chart("Territories, latest week", "rpt_engagement_weekly", "table", x=("region_name", "territory_name"),
+              y=(*ENGAGEMENT_CHANNELS, "touches", "hcps_engaged", "touches_per_engaged_hcp"), latest_periods=1,
+              fmt=("int",) * 6 + ("float",), agg={"touches_per_engaged_hcp": "mean"},
+              sort_by=("region_name", "-touches")),
+    ),
+)
+
 DASHBOARDS: tuple[Dashboard, ...] = (
-    BRAND_PERFORMANCE, MARKET_SHARE, TERRITORY_PERFORMANCE, FIELD_ACTIVITY, DATA_QUALITY,
+    BRAND_PERFORMANCE, MARKET_SHARE, TERRITORY_PERFORMANCE, FIELD_ACTIVITY, PATIENT_STARTS, OMNICHANNEL_ENGAGEMENT,
+    DATA_QUALITY,
 )
 
 

@@ -31,8 +31,10 @@ import pyarrow as pa  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import FuncFormatter, MaxNLocator  # noqa: E402
 
+from .check_status import ERROR, OK, WARN, FailingCheck, QualityStatus, merge  # noqa: E402
 from .data import chart_frame, period, series_order  # noqa: E402
 from .declarations import Chart, Dashboard  # noqa: E402
+from .times import day, span, when  # noqa: E402
 
 NO_DATA = "No data yet"
 PALETTE = ["#1f5fa8", "#e07b00", "#2a9d55", "#c8323c", "#7b4fb0", "#8c5a3c", "#d6589f", "#5b6770",
@@ -63,10 +65,11 @@ def fmt_value(value, fmt: str) -> str:
 
 
 def fmt_date(value) -> str:
+    """A date as "13 Nov 2026", a moment as "Fri 20 Nov, 14:03 UTC" (naive times are UTC)."""
     ts = pd.Timestamp(value)
     if ts.tzinfo is not None or ts.hour or ts.minute:
-        return ts.strftime("%Y-%m-%d %H:%M") + (" UTC" if ts.tzinfo is not None else "")
-    return ts.strftime("%Y-%m-%d")
+        return when(ts)
+    return day(ts)
 
 
 def _axis_formatter(fmt: str) -> FuncFormatter:
@@ -265,17 +268,17 @@ def _draw_table(fig: Figure, df: pd.DataFrame, chart: Chart, note: str) -> None:
 
 
 def _period_note(chart: Chart, table: pa.Table | None) -> str:
-    span = period(chart, table) if table is not None and table.num_rows else None
-    if span is None:
+    covered = period(chart, table) if table is not None and table.num_rows else None
+    if covered is None:
         return ""
     monthly = chart.time_column.startswith("month")
 
-    def show(v) -> str:
-        return pd.Timestamp(v).strftime("%b %Y") if monthly else fmt_date(v)
-
-    first, last = span
+    first, last = covered
     label = chart.label_for(chart.time_column)
-    return f"{label}: {show(last)}" if first == last else f"{label}: {show(first)} to {show(last)}"
+    if monthly:
+        months = [pd.Timestamp(v).strftime("%b %Y") for v in (first, last)]
+        return f"{label}: {months[1]}" if first == last else f"{label}: {months[0]} to {months[1]}"
+    return f"{label}: {span(first, last)}"
 
 
 def _figure(chart: Chart, df: pd.DataFrame, note: str = "") -> Figure:
@@ -339,25 +342,94 @@ details summary{cursor:pointer;color:#1f5fa8;font-size:13px;margin-top:6px}
 .ok{background:#d9f2e3;color:#17643a}.warn{background:#fdecc8;color:#7a4b00}
 .fail{background:#f9d7d9;color:#8a1c24}.unknown{background:#e3e6ea;color:#3e4c59}
 .muted{color:#6b7280;font-size:13px}
+ul.checks{margin:6px 0 0;padding-left:18px;font-size:13px}ul.checks li{margin:2px 0}
+.fail-text{color:#8a1c24}.warn-text{color:#7a4b00}
+a.badge-link{text-decoration:none}
+table.checks td{white-space:normal;vertical-align:top}table.checks td.check{overflow-wrap:anywhere;min-width:240px}
+table.checks td.long{min-width:200px}
 .sr-only{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap}
 """
 
 
-def _status_class(status: str | None) -> str:
-    if not status:
-        return "unknown"
-    s = status.upper()
-    if s.startswith("OK"):
-        return "ok"
-    if s.startswith("WARN"):
-        return "warn"
-    if s.startswith(("FAIL", "ERROR")):
-        return "fail"
-    return "unknown"
+_LEVEL_CLASS = {OK: "ok", WARN: "warn", ERROR: "fail"}
+MAX_PARTITIONS_NAMED = 5
+MAX_CHECKS_ON_INDEX_ROW = 4
 
 
-def _badge(status: str | None) -> str:
-    return f'<span class="badge {_status_class(status)}">{html.escape(status or "unknown")}</span>'
+def _badge(status: QualityStatus | None, href: str | None = None, missing: str = "not built yet") -> str:
+    text = status.headline if status else missing
+    css = _LEVEL_CLASS.get(status.level, "unknown") if status else "unknown"
+    badge = f'<span class="badge {css}" data-level="{status.level if status else "UNKNOWN"}">{html.escape(text)}</span>'
+    return f'<a href="{html.escape(href)}" class="badge-link">{badge}</a>' if href and status and status.failing \
+        else badge
+
+
+def _partitions_text(f: FailingCheck) -> str:
+    """Which partitions fail, in words: "3 of 13 partitions: 20 Nov 2026, 13 Nov 2026, 6 Nov 2026"."""
+    if not f.failed_partitions:
+        return "the latest evaluation" if f.partitions_evaluated <= 1 else f"{f.partitions_evaluated} evaluations"
+    n = len(f.failed_partitions)
+    if n == f.partitions_evaluated and n > MAX_PARTITIONS_NAMED:
+        return f"all {n} partitions, the latest {_partition_words(f.failed_partitions[0])}"
+    names = [_partition_words(p) for p in f.failed_partitions[:MAX_PARTITIONS_NAMED]]
+    more = n - len(names)
+    listed = ", ".join(names) + (f" and {more} more" if more else "")
+    plural = "s" if f.partitions_evaluated != 1 else ""
+    return f"{n} of {f.partitions_evaluated} partition{plural}: {listed}"
+
+
+def _partition_words(key: str) -> str:
+    try:
+        return day(dt.date.fromisoformat(key))
+    except ValueError:
+        return key
+
+
+def _level_words(f: FailingCheck) -> str:
+    if f.not_completed and f.not_completed == len(f.failed_partitions or (1,)):
+        return f"{f.level} (did not complete)"
+    return f.level
+
+
+def _checks_table(failing: list[tuple[FailingCheck, list[str]]] | tuple[FailingCheck, ...],
+                  with_dashboards: bool = False, dashboards_total: int = 0) -> str:
+    head = ["Check", "Result", "Where it did not pass", "Last failed"] + (["Dashboards"] if with_dashboards else [])
+    rows = []
+    for item in failing:
+        f, titles = item if with_dashboards else (item, [])
+        cells = [
+            f'<td class="check"><code>{html.escape(f.check)}</code></td>',
+            f'<td><span class="badge {_LEVEL_CLASS[f.level]}">{html.escape(_level_words(f))}</span></td>',
+            f'<td class="long">{html.escape(_partitions_text(f))}</td>',
+            f'<td>{html.escape(when(f.last_failed_at) if f.last_failed_at else "–")}</td>',
+        ]
+        if with_dashboards:
+            affected = f"all {len(titles)}" if len(titles) == dashboards_total > 1 else ", ".join(titles)
+            cells.append(f'<td class="long">{html.escape(affected)}</td>')
+        rows.append(f'<tr data-check="{html.escape(f.check)}" data-level="{f.level}">{"".join(cells)}</tr>')
+    th = "".join(f'<th scope="col">{h}</th>' for h in head)
+    return f'<table class="data checks"><thead><tr>{th}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+
+
+RULE = ("The status is the worst latest result of every asset check upstream of the dashboard, through the "
+        "lineage back to the landing feeds: for each check, the latest completed evaluation of each partition "
+        "(an evaluation still running does not count yet; one whose run failed before the check reported counts "
+        "as ERROR).")
+
+
+def _quality_section(status: QualityStatus | None) -> str:
+    if status is None:
+        return ""
+    if status.level == "UNKNOWN":
+        body = '<p>No upstream check has run yet.</p>'
+    elif not status.failing:
+        body = (f"<p>All {status.checks:,} upstream checks passed on their latest evaluation "
+                f"({status.results:,} results).</p>")
+    else:
+        body = (f"<p>{len(status.failing):,} of {status.checks:,} upstream checks did not pass on their latest "
+                f"evaluation ({status.results:,} results counted):</p>" + _checks_table(status.failing))
+    return (f'<section id="data-quality" data-level="{status.level}"><h2>Data quality: {_badge(status)}</h2>'
+            f'{body}<p class="muted">{html.escape(RULE)}</p></section>')
 
 
 def _html_table(header: list[str], rows: list[list[str]], numeric: list[bool], caption: str) -> str:
@@ -403,18 +475,11 @@ def _write_atomic(path: Path, data: bytes) -> None:
 
 
 def _when(value) -> str:
-    if value is None:
-        return "never"
-    if isinstance(value, dt.datetime):
-        if value.tzinfo is not None:
-            value = value.astimezone(dt.UTC)
-            return value.strftime("%Y-%m-%d %H:%M UTC")
-        return value.strftime("%Y-%m-%d %H:%M")
-    return str(value)
+    return "never" if value is None else when(value)
 
 
 def render_preview(dashboard: Dashboard, tables: Mapping[str, pa.Table], out_dir: Path,
-                   refreshed_at: dt.datetime, quality_status: str | None = None) -> Path:
+                   refreshed_at: dt.datetime, quality: QualityStatus | None = None) -> Path:
     """Write `<out_dir>/<slug>.html` and `<out_dir>/<slug>/chart-<n>.png`; return the HTML path.
 
     A chart whose rows are empty (or whose table is missing) shows "No data yet".
@@ -454,34 +519,69 @@ def render_preview(dashboard: Dashboard, tables: Mapping[str, pa.Table], out_dir
 <p>{html.escape(dashboard.description)}</p>
 <p>Owner: {html.escape(dashboard.owner_team)} &lt;{html.escape(dashboard.owner_email)}&gt; ·
 Reads: {html.escape(", ".join(dashboard.tables))}</p>
-<p>Last refreshed: {_when(refreshed_at)} · Data quality: {_badge(quality_status)} ·
+<p>Last refreshed: {_when(refreshed_at)} · Data quality: {_badge(quality, "#data-quality")} ·
 <a href="index.html">All dashboards</a></p></header>
-<main>{"".join(sections)}</main></body></html>
+<main>{"".join(sections)}{_quality_section(quality)}</main></body></html>
 """
     path = out_dir / f"{dashboard.slug}.html"
     _write_atomic(path, page.encode("utf-8"))
     return path
 
 
+def _quality_of(entry: Mapping) -> QualityStatus | None:
+    q = entry.get("quality")
+    if q is None or isinstance(q, QualityStatus):
+        return q
+    return QualityStatus.from_json(q)
+
+
+def _no_status(entry: Mapping) -> str:
+    # a status file written before checks made the status: the dashboard's next refresh fills it in
+    return "not checked yet" if entry.get("refreshed_at") else "not built yet"
+
+
+def _index_checks(status: QualityStatus | None, href: str) -> str:
+    """The failing checks named under a dashboard's badge on the index (the first few, then a link)."""
+    if not status or not status.failing:
+        return ""
+    shown = status.failing[:MAX_CHECKS_ON_INDEX_ROW]
+    items = "".join(f'<li class="{_LEVEL_CLASS[f.level]}-text"><code>{html.escape(f.check)}</code> '
+                    f'{html.escape(f.level)}</li>' for f in shown)
+    more = len(status.failing) - len(shown)
+    tail = f'<li><a href="{href}#data-quality">and {more} more</a></li>' if more else ""
+    return f'<ul class="checks">{items}{tail}</ul>'
+
+
 def render_index(dashboards_status: list[dict], out_dir: Path) -> Path:
     """Write `<out_dir>/index.html` linking every dashboard; return its path.
 
-    Each entry: `slug` and `title` (required), and optionally `refreshed_at` (datetime or
-    text), `quality_status` (e.g. "OK", "WARN: 2 files rejected"), `owner_team`,
-    `description`, `href` (default `<slug>.html`).
+    Each entry: `slug` and `title` (required), and optionally `refreshed_at` (datetime or ISO
+    text), `quality` (a `QualityStatus` or its JSON), `owner_team`, `description`, `href`
+    (default `<slug>.html`). The checks that did not pass are named under each dashboard's badge,
+    and listed once below the table with the dashboards they affect.
     """
     rows = []
+    statuses: dict[str, QualityStatus] = {}
     for d in dashboards_status:
         href = html.escape(d.get("href") or f"{d['slug']}.html")
+        quality = _quality_of(d)
+        if quality is not None:
+            statuses[d["title"]] = quality
         rows.append(
             f'<tr data-slug="{html.escape(d["slug"])}"><td><a href="{href}">{html.escape(d["title"])}</a>'
             f'<div class="muted">{html.escape(d.get("description", ""))}</div></td>'
             f'<td>{html.escape(d.get("owner_team", ""))}</td>'
             f"<td>{html.escape(_when(d.get('refreshed_at')))}</td>"
-            f"<td>{_badge(d.get('quality_status'))}</td></tr>"
+            f"<td>{_badge(quality, f'{href}#data-quality', _no_status(d))}{_index_checks(quality, href)}</td></tr>"
         )
     if not rows:
         rows.append(f'<tr><td colspan="4" class="nodata">{NO_DATA}</td></tr>')
+    failing = merge(statuses)
+    checks = ""
+    if failing:
+        checks = (f'<section id="failing-checks"><h2>Checks that did not pass ({len(failing):,})</h2>'
+                  + _checks_table(failing, with_dashboards=True, dashboards_total=len(statuses))
+                  + f'<p class="muted">{html.escape(RULE)}</p></section>')
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>F&amp;E dashboards</title><style>{CSS}
 table.index{{border-collapse:collapse;width:100%;background:#fff;font-size:15px}}
@@ -491,7 +591,7 @@ table.index th{{background:#eef1f5}}</style></head>
 <p>Previews of the dashboards' data sources. The same data is in each dashboard's Hyper extract.</p></header>
 <main><table class="index"><thead><tr><th scope="col">Dashboard</th><th scope="col">Owner</th>
 <th scope="col">Last refreshed</th><th scope="col">Data quality</th></tr></thead>
-<tbody>{"".join(rows)}</tbody></table></main></body></html>
+<tbody>{"".join(rows)}</tbody></table>{checks}</main></body></html>
 """
     out_dir = Path(out_dir)
     path = out_dir / "index.html"
