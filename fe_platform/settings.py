@@ -483,7 +483,7 @@ def settings() -> Settings:
 #
 # Every asset's owners name a team (`team:<name>`) and an email. A team's channels are three settings,
 # <TEAM> being the team name in capitals, every run of other characters as one `_` (crm-operations ->
-# CRM_OPERATIONS, "F&E Sales Operations" -> F_E_SALES_OPERATIONS):
+# CRM_OPERATIONS, "sales-operations" -> SALES_OPERATIONS):
 #   FE_ALERTS_<TEAM>_EMAIL      addresses, comma-separated; `owners` stands for the asset's owner emails
 #   FE_ALERTS_<TEAM>_WEBHOOK    a Slack/Teams incoming-webhook URL (a secret), or `outbox`
 #   FE_ALERTS_<TEAM>_SNS_TOPIC  an SNS topic ARN, or `outbox`

@@ -69,3 +69,9 @@ def test_every_feed_has_landing_raw_validated_with_checks_and_freshness(graph):
         assert assets[f"validated_{feed}"]["freshness"] == "CronFreshnessPolicy"
         expected_partitions = "WeeklyPartitionsDefinition" if feed == "iqvia_rx" else "DailyPartitionsDefinition"
         assert assets[f"validated_{feed}"]["partitions"] == expected_partitions
+
+
+def test_every_asset_the_platform_builds_has_a_freshness_policy(graph):
+    missing = [key for key, node in describe(graph).items()
+               if not key.startswith("landing_") and node["freshness"] is None]
+    assert missing == []

@@ -70,6 +70,7 @@ def lake_table_asset(feed: Feed, settings: Settings) -> dg.AssetsDefinition:
         group_name="warehouse_lake",
         owners=DATA_ENGINEERING,
         kinds={settings.warehouse_target},
+        freshness_policy=freshness_policy("downstream", settings),
         output_required=False,
         description=f"`lake.{feed.name}` in the warehouse: every validated partition of {feed.name}; a partition "
                     f"load replaces that partition's rows in one transaction. A partition whose blocking checks "
@@ -124,6 +125,7 @@ def deliveries_asset(settings: Settings) -> dg.AssetsDefinition:
         group_name="warehouse_lake",
         owners=DATA_ENGINEERING,
         kinds={settings.warehouse_target},
+        freshness_policy=freshness_policy("downstream", settings),
         description="`lake.deliveries`: the delivery log (loaded, rejected, duplicate) for data-quality reporting.",
     )
     def _load(context: dg.AssetExecutionContext, lake: dg.ResourceParam[Lake],
