@@ -244,7 +244,10 @@ def test_the_digest_lists_the_days_deliveries_and_warn_checks_of_the_teams_asset
     land(p.lake, "product_master", "PRODUCT_MASTER_20261120.csv", delimited("product_master", one_bad_product))
     p.ingest("sfdc_account")
     p.ingest("product_master")
-    today = datetime.now(UTC).date()
+    from fe_platform.lib.delivery_log import read_delivery_log
+
+    # the day the deliveries were ingested (not the wall clock's after the fact: a test may cross midnight)
+    today = read_delivery_log(p.lake, "sfdc_account")[0].ingested_at.date()
 
     digests = {a.team: a for a in send_digests(p.instance, p.defs, p.lake, p.settings, today)}
     assert set(digests) == {"crm-operations", "brand-operations"}
@@ -269,7 +272,9 @@ def test_the_digest_schedule_runs_the_digest_job(make_platform):
     p = make_platform()
     land(p.lake, "sfdc_account", "SFDC_ACCOUNT_20261120.csv", delimited("sfdc_account", account_rows(3)))
     p.ingest("sfdc_account")
-    today = datetime.now(UTC).date()
+    from fe_platform.lib.delivery_log import read_delivery_log
+
+    today = read_delivery_log(p.lake, "sfdc_account")[0].ingested_at.date()
     schedule = p.defs.resolve_schedule_def("operations_daily_digest")
     tick = datetime.combine(today + timedelta(days=1), datetime.min.time(), UTC).replace(hour=7)
     [request] = schedule.evaluate_tick(dg.build_schedule_context(scheduled_execution_time=tick)).run_requests
