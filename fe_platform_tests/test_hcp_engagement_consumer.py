@@ -15,7 +15,6 @@ import dagster as dg
 import pytest
 from moto.kinesis.models import Stream
 
-from fe_platform.defs.ingestion.pullers import build_puller_defs
 from fe_platform.lib.lake import LocalLake
 from fe_platform.lib.sources import hcp_engagement
 from fe_platform.lib.sources.hcp_engagement import (
@@ -33,6 +32,7 @@ from fe_platform.sample_data.pulled_feeds import engagement_records, put_engagem
 from fe_platform.settings import load_settings
 from fe_platform_tests.conftest import free_port
 from fe_platform_tests.pulled_feeds_contract import PROPOSED
+from fe_platform_tests.test_puller_defs import puller_defs
 
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
 FAST = {"poll_interval": 0.02, "min_call_interval": 0.0, "discover_interval": 0.1}
@@ -282,17 +282,18 @@ def test_sensor_lands_the_stream_and_reports_each_day(records, kinesis, stream, 
     put_engagement_records(kinesis, stream, records[:50])
     settings = load_settings({"FE_HOME": str(tmp_path), "FE_KINESIS_STREAM": stream, "AWS_REGION": "us-east-1",
                               "FE_KINESIS_ENDPOINT_URL": moto_endpoint, "FE_ENGAGEMENT_TICK_SECONDS": "1"})
-    defs = build_puller_defs(settings)
+    defs = puller_defs(settings)
     sensor = defs.resolve_sensor_def("hcp_engagement_consumer")
     assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
+    lake = LocalLake(settings.lake_root)
     with dg.instance_for_test() as instance:
-        result = sensor(dg.build_sensor_context(instance=instance))
+        result = sensor(dg.build_sensor_context(instance=instance, resources={"lake": lake}))
         (event,) = result.asset_events
         assert event.asset_key == dg.AssetKey("landing_hcp_engagement")
         assert event.partition == datetime.now(UTC).date().isoformat()
         assert event.metadata["records"].value == 50 and event.metadata["files"].value == 2
         assert Counter(landed(LocalLake(settings.lake_root))) == Counter(records[:50])
-        idle = sensor(dg.build_sensor_context(instance=instance))
+        idle = sensor(dg.build_sensor_context(instance=instance, resources={"lake": lake}))
         assert isinstance(idle, dg.SkipReason)
-    off = build_puller_defs(load_settings({"FE_HOME": str(tmp_path / "off")}))
+    off = puller_defs(load_settings({"FE_HOME": str(tmp_path / "off")}))
     assert off.resolve_sensor_def("hcp_engagement_consumer").default_status == dg.DefaultSensorStatus.STOPPED

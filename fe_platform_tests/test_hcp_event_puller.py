@@ -10,7 +10,6 @@ from datetime import UTC, date, datetime, timedelta
 import dagster as dg
 import pytest
 
-from fe_platform.defs.ingestion.pullers import build_puller_defs
 from fe_platform.defs.resources import lake_from_settings
 from fe_platform.lib.lake import LocalLake
 from fe_platform.lib.sources import hcp_event
@@ -20,6 +19,7 @@ from fe_platform.sample_data.pulled_feeds import attendance_items
 from fe_platform.settings import load_settings
 from fe_platform_tests.conftest import free_port
 from fe_platform_tests.events_api_stub import Answer, EventsApiStub
+from fe_platform_tests.test_puller_defs import puller_defs
 
 END = date(2026, 11, 20)
 TOKEN = "evt-token-9f8e7d6c5b4a"
@@ -200,7 +200,7 @@ def test_asset_pulls_a_partition_and_the_schedule_asks_for_the_day_before(genera
     settings = load_settings({"FE_HOME": str(tmp_path), "FE_EVENTS_API_URL": api.url,
                               "FE_EVENTS_API_TOKEN": TOKEN})
     assert TOKEN not in settings.to_json() and TOKEN not in repr(settings)
-    defs = build_puller_defs(settings)
+    defs = puller_defs(settings)
     f = busiest(manifest)
     result = defs.resolve_job_def("landing_hcp_event_job").execute_in_process(partition_key=f["partition"])
     assert result.success
@@ -219,7 +219,7 @@ def test_asset_pulls_a_partition_and_the_schedule_asks_for_the_day_before(genera
 def test_a_refused_token_fails_the_run_clearly(api, tmp_path):
     settings = load_settings({"FE_HOME": str(tmp_path), "FE_EVENTS_API_URL": api.url,
                               "FE_EVENTS_API_TOKEN": "expired-token-777"})
-    result = build_puller_defs(settings).resolve_job_def("landing_hcp_event_job").execute_in_process(
+    result = puller_defs(settings).resolve_job_def("landing_hcp_event_job").execute_in_process(
         partition_key="2026-11-20", raise_on_error=False)
     assert not result.success
     error = result.failure_data_for_node("landing_hcp_event").error.message

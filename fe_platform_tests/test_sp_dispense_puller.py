@@ -10,7 +10,6 @@ import dagster as dg
 import psycopg
 import pytest
 
-from fe_platform.defs.ingestion.pullers import build_puller_defs
 from fe_platform.defs.resources import lake_from_settings
 from fe_platform.lib.lake import LocalLake
 from fe_platform.lib.sources import sp_dispense
@@ -19,6 +18,7 @@ from fe_platform.sample_data.generator import generate
 from fe_platform.sample_data.pulled_feeds import fill_dispense_table
 from fe_platform.settings import load_settings
 from fe_platform_tests import postgres_cluster
+from fe_platform_tests.test_puller_defs import puller_defs
 
 pytestmark = pytest.mark.postgres
 END = date(2026, 11, 20)
@@ -210,7 +210,7 @@ def check_passed(result, name="source_count_matches") -> tuple[bool, dict]:
 def test_asset_pulls_a_partition_with_its_check_and_recheck_catches_a_late_commit(source, tmp_path):
     pg, generated, manifest, _ = source
     settings = settings_for(pg, tmp_path, FE_SP_DISPENSE_TABLE="hub.dispense")
-    defs = build_puller_defs(settings)
+    defs = puller_defs(settings)
     f = manifest["files"][5]
     with dg.instance_for_test() as instance:
         result = defs.resolve_job_def("landing_sp_dispense_job").execute_in_process(
@@ -243,7 +243,7 @@ def test_asset_pulls_a_partition_with_its_check_and_recheck_catches_a_late_commi
 def test_a_refused_source_fails_the_run_clearly(source, tmp_path):
     pg, _, manifest, _ = source
     settings = settings_for(pg, tmp_path, FE_SP_DISPENSE_PASSWORD="not-the-password")
-    result = build_puller_defs(settings).resolve_job_def("landing_sp_dispense_job").execute_in_process(
+    result = puller_defs(settings).resolve_job_def("landing_sp_dispense_job").execute_in_process(
         partition_key=manifest["files"][0]["partition"], raise_on_error=False)
     assert not result.success
     error = result.failure_data_for_node("landing_sp_dispense").error.message
@@ -253,7 +253,7 @@ def test_a_refused_source_fails_the_run_clearly(source, tmp_path):
 
 def test_schedules_pull_the_day_before_and_recheck_the_day_before_that(source, tmp_path):
     pg, _, _, _ = source
-    defs = build_puller_defs(settings_for(pg, tmp_path))
+    defs = puller_defs(settings_for(pg, tmp_path))
     tick = dg.build_schedule_context(scheduled_execution_time=datetime(2026, 11, 21, 2, tzinfo=UTC),
                                      repository_def=defs.get_repository_def())
     pull_schedule = defs.resolve_schedule_def("landing_sp_dispense_daily")
@@ -264,6 +264,6 @@ def test_schedules_pull_the_day_before_and_recheck_the_day_before_that(source, t
     assert request.asset_check_keys == [dg.AssetCheckKey(dg.AssetKey("landing_sp_dispense"), "source_count_matches")]
     assert (pull_schedule.cron_schedule, pull_schedule.execution_timezone) == ("0 2 * * *", "UTC")
     assert pull_schedule.default_status == dg.DefaultScheduleStatus.RUNNING
-    stopped = build_puller_defs(load_settings({"FE_HOME": str(tmp_path / "none")}))
+    stopped = puller_defs(load_settings({"FE_HOME": str(tmp_path / "none")}))
     assert stopped.resolve_schedule_def("landing_sp_dispense_daily").default_status == \
         dg.DefaultScheduleStatus.STOPPED

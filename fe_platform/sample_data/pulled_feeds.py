@@ -210,7 +210,7 @@ class PulledFeeds:
             patients.append(new_patient(self.days[0] + timedelta(days=rng.randint(0, 29)), refill=True))
         corrected_or_reversed: set[tuple[str, date]] = set()
         for day in self.days:
-            for _ in range(max(1, round(gen.hcps * 0.01 * rng.uniform(0.6, 1.4)))):
+            for _ in range(max(3, round(gen.hcps * 0.01 * rng.uniform(0.6, 1.4)))):  # a few even in a small world
                 patients.append(new_patient(day, refill=False))
             for p in patients:
                 if p["next"] > day or p.get("stopped"):
