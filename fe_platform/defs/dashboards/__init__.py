@@ -4,8 +4,8 @@ import dagster as dg
 from dagster_dbt.asset_utils import DAGSTER_DBT_MANIFEST_METADATA_KEY
 
 from fe_platform.defs.dashboards.assets import build_dashboard_assets
-from fe_platform.defs.warehouse.project import prepare_manifest
-from fe_platform.lib.dashboards.reporting import load_reporting_tables
+from fe_platform.defs.warehouse.project import load_manifest
+from fe_platform.lib.dashboards.reporting import reporting_tables
 from fe_platform.settings import Settings
 
 
@@ -25,6 +25,6 @@ def build_defs(settings: Settings, upstream: dg.Definitions | None = None) -> dg
         upstream = dg.Definitions.merge(ingestion.build_defs(settings), warehouse.build_defs(settings),
                                         dg.Definitions(resources=platform_resources(settings)))
     dbt_assets = [a for a in upstream.assets or [] if _is_dbt_assets(a)]
-    reporting = load_reporting_tables(prepare_manifest())
+    reporting = reporting_tables(load_manifest())
     return dg.Definitions(assets=build_dashboard_assets(settings, reporting, dbt_assets,
                                                         upstream.resolve_asset_graph()))

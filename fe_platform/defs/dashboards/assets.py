@@ -23,12 +23,9 @@ import dagster as dg
 from dagster_dbt import get_asset_key_for_model
 
 from fe_platform.defs.dashboards.check_status import quality_status, upstream_check_keys
-from fe_platform.defs.dashboards.quicksight import publish_dashboard_data_sets
 from fe_platform.defs.operations.freshness import freshness_policy
 from fe_platform.defs.warehouse.automation import ON_UPSTREAM_CHANGE
 from fe_platform.lib.dashboards.declarations import DASHBOARDS, Dashboard
-from fe_platform.lib.dashboards.extract import write_extract
-from fe_platform.lib.dashboards.preview import render_index, render_preview
 from fe_platform.lib.dashboards.reporting import ReportingTable
 from fe_platform.lib.lake import Lake
 from fe_platform.lib.warehouse_target import WarehouseTarget
@@ -91,6 +88,9 @@ def dashboard_asset(dashboard: Dashboard, settings: Settings, reporting: Mapping
     )
     def _dashboard(context: dg.AssetExecutionContext, lake: dg.ResourceParam[Lake],
                    warehouse: dg.ResourceParam[WarehouseTarget]) -> dg.MaterializeResult:
+        from fe_platform.lib.dashboards.extract import write_extract
+        from fe_platform.lib.dashboards.preview import render_preview
+
         quality = quality_status(context.instance, check_keys)
         with warehouse.connect() as wh:
             tables = {name: wh.read_table(reporting[name].schema, name) for name in dashboard.tables}
@@ -104,8 +104,11 @@ def dashboard_asset(dashboard: Dashboard, settings: Settings, reporting: Mapping
                 from fe_platform.lib.dashboards.tableau import publish_extracts
 
                 published = publish_extracts(settings.tableau, {dashboard.datasource_name: local})
-        quicksight = publish_dashboard_data_sets(settings, dashboard, [reporting[t] for t in dashboard.tables]) \
-            if settings.quicksight else {}
+        quicksight = {}
+        if settings.quicksight:
+            from fe_platform.defs.dashboards.quicksight import publish_dashboard_data_sets
+
+            quicksight = publish_dashboard_data_sets(settings, dashboard, [reporting[t] for t in dashboard.tables])
         preview = render_preview(dashboard, tables, settings.dashboards_dir, refreshed_at, quality)
         _status_path(settings, dashboard).write_text(json.dumps({
             "slug": dashboard.slug, "title": dashboard.title, "refreshed_at": refreshed_at.isoformat(),
@@ -143,6 +146,8 @@ def index_asset(settings: Settings, dashboards: Sequence[Dashboard], left_out: M
         kinds={"html"},
     )
     def _index(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+        from fe_platform.lib.dashboards.preview import render_index
+
         statuses = []
         for d in dashboards:
             path = _status_path(settings, d)

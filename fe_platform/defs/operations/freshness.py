@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from functools import cache
 
 import dagster as dg
 
@@ -13,15 +14,20 @@ def freshness_policy(kind: str, settings: Settings) -> dg.FreshnessPolicy:
     """`weekly_tuesday`: IQVIA's week ending Friday by Tuesday noon; `daily`: SAP and CRM by 08:00 UTC."""
     if kind == "weekly_tuesday":
         # Fresh when materialized between the Friday the week ends and the Tuesday deadline.
-        return dg.FreshnessPolicy.cron(deadline_cron=settings.freshness_weekly_cron,
-                                       lower_bound_delta=timedelta(days=4))
+        return _cron_policy(settings.freshness_weekly_cron, timedelta(days=4))
     if kind == "daily":
-        return dg.FreshnessPolicy.cron(deadline_cron=settings.freshness_daily_cron,
-                                       lower_bound_delta=timedelta(hours=24))
+        return _cron_policy(settings.freshness_daily_cron, timedelta(hours=24))
     if kind == "downstream":
         # Warehouse and dashboards: a day behind the feeds at most, warned after half a day.
         return dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=30), warn_window=timedelta(hours=12))
     raise ValueError(f"unknown freshness kind {kind!r}")
+
+
+@cache
+def _cron_policy(deadline_cron: str, lower_bound: timedelta) -> dg.FreshnessPolicy:
+    """One policy object per deadline: building one checks its cron, which costs more than it looks when every
+    asset of every feed asks (policies are immutable)."""
+    return dg.FreshnessPolicy.cron(deadline_cron=deadline_cron, lower_bound_delta=lower_bound)
 
 
 def _hours(delta: timedelta) -> str:

@@ -21,7 +21,7 @@ from fe_platform.defs.ingestion.assets import validated_key
 from fe_platform.defs.operations.freshness import freshness_policy
 from fe_platform.defs.partitions import partitions_for
 from fe_platform.defs.warehouse.automation import ON_UPSTREAM_CHANGE, on_partition_change
-from fe_platform.defs.warehouse.project import DbtRun, dbt_project, delivery_facts, prepare_manifest
+from fe_platform.defs.warehouse.project import DbtRun, dbt_project, delivery_facts, load_manifest
 from fe_platform.lib.feeds import FEEDS, Feed
 from fe_platform.lib.lake import Lake
 from fe_platform.lib.warehouse_target import WarehouseTarget
@@ -185,7 +185,7 @@ def delivery_dates(context: dg.AssetExecutionContext, facts: dict[str, str]) -> 
 
 
 def dbt_model_assets(settings: Settings) -> list[dg.AssetsDefinition]:
-    manifest = prepare_manifest()
+    manifest = load_manifest()
     facts = delivery_facts(manifest)
     translator = PlatformDbtTranslator(settings)
     run = DbtRun(settings)

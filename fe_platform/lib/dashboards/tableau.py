@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import requests
 import tableauserverclient as TSC
@@ -24,7 +24,9 @@ from tableauserverclient.server.endpoint.exceptions import (
     ServerResponseError,
 )
 
-from fe_platform.settings import TableauSettings
+if TYPE_CHECKING:
+    from fe_platform.settings import TableauSettings  # (the settings' shape; lib/ never reads them)
+
 
 log = logging.getLogger(__name__)
 
