@@ -39,6 +39,8 @@ lint: install
 bench: install  ## benchmarks: print figures, assert nothing
 	$(BIN)/python benchmarks/ingest.py
 	$(BIN)/python benchmarks/warehouse.py
+	$(BIN)/python benchmarks/latency.py --daemon
+	$(BIN)/python benchmarks/sources.py
 
 clean:
 	rm -rf $(FE_HOME)

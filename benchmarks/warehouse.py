@@ -74,10 +74,11 @@ class Prepared:
 
 def prepare(root: Path, weeks: int, hcps: int, seed: int) -> Prepared:
     """Generate `weeks + 1` weeks into a lake under `root` and ingest them (history first, then the new week)."""
-    from fe_platform.defs.ingestion.sensors import plan_landing
+    from fe_platform.lib.delivery_log import LogIndex, delivery_log_table
     from fe_platform.lib.feeds import FEEDS
-    from fe_platform.lib.ingestion import delivery_log_table, ingest_landing_file
+    from fe_platform.lib.ingestion import ingest_delivery
     from fe_platform.lib.lake import LocalLake
+    from fe_platform.lib.planning import plan_landing
     from fe_platform.lib.warehouse import DELIVERIES_SCHEMA
     from fe_platform.sample_data.generator import generate
 
@@ -87,24 +88,26 @@ def prepare(root: Path, weeks: int, hcps: int, seed: int) -> Prepared:
     manifest = generate(lake, END_FRIDAY, weeks=weeks + 1, hcps=hcps, seed=seed, defect_rate=0)
     generated = time.perf_counter() - started
 
-    runs = [(feed.name, key, part) for feed in FEEDS.values() for key, part in plan_landing(lake, feed).runs]
+    indexes = {feed.name: LogIndex.of(lake, feed.name) for feed in FEEDS.values()}
+    runs = [(feed.name, obj, obj.key, feed.match(obj.key.rsplit("/", 1)[-1]).isoformat())
+            for feed in FEEDS.values() for obj in plan_landing(lake, feed, indexes[feed.name], END_FRIDAY).new]
     # Reference feeds first, as the platform runs them. SAP validation reads every fx partition validated so
     # far, so fx and SAP go day by day together (same files, half the reads of all fx first, then all SAP).
     rank = {name: i for i, name in enumerate(FEEDS)}
     group = {**rank, "sap_billing": rank["fx_rates"]}
-    runs.sort(key=lambda r: (group[r[0]], r[2], rank[r[0]]))
-    feed_logs: dict[str, list] = {name: [] for name in FEEDS}  # the log each feed's duplicate check reads
+    runs.sort(key=lambda r: (group[r[0]], r[3], rank[r[0]]))
     seconds = Counter()
     quarantined = 0
+    work = root / "work"
+    work.mkdir(exist_ok=True)
     for phase in ("history", "new"):
         started = time.perf_counter()
-        for feed, key, part in runs:
+        for feed, obj, key, part in runs:
             if (date.fromisoformat(part) <= prep.cutoff) != (phase == "history"):
                 continue
-            record = ingest_landing_file(lake, key, PII_KEY, log=feed_logs[feed])
+            record = ingest_delivery(lake, FEEDS[feed], obj, PII_KEY, work, indexes[feed])
             if record.outcome != "loaded":
                 raise RuntimeError(f"{key}: {record.outcome}: {record.reason}")
-            feed_logs[feed].append(record)
             getattr(prep, phase).append((feed, part))
             quarantined += record.rows_quarantined
             if feed == "iqvia_rx":
@@ -121,13 +124,13 @@ def prepare(root: Path, weeks: int, hcps: int, seed: int) -> Prepared:
 
 def load(wh, prep: Prepared, parts: list[tuple[str, str]], deliveries_until: date | None) -> tuple[float, int]:
     """Load validated partitions and the delivery log into the warehouse: (seconds, rows)."""
-    from fe_platform.lib.ingestion import zone_key
+    from fe_platform.lib.zones import read_partition
 
     started = time.perf_counter()
     wh.ensure_all_sources()
     rows = 0
     for feed, part in parts:
-        rows += wh.load_partition(feed, part, prep.lake.read_parquet(zone_key("validated", feed, part)))
+        rows += wh.load_partition(feed, part, read_partition(prep.lake, "validated", feed, part))
     wh.load_deliveries(prep.deliveries_until(deliveries_until))
     return time.perf_counter() - started, rows
 
