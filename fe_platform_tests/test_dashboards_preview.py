@@ -200,3 +200,18 @@ def test_a_check_failing_everywhere_is_said_so_briefly(tmp_path):
     text = render_index(status, tmp_path).read_text().split('id="failing-checks"')[1]
     assert "all 26 partitions, the latest 27 Nov 2026" in text
     assert f">all {len(DASHBOARDS)}<" in text
+
+
+def test_a_category_the_data_does_not_know_reads_not_known():
+    import pyarrow as pa
+
+    from fe_platform.lib.dashboards import DASHBOARDS, chart_frame
+
+    chart = next(c for d in DASHBOARDS if d.slug == "patient-starts" for c in d.charts
+                 if c.kind == "stacked_bar" and "territory_name" in c.dimensions)
+    rows = pa.Table.from_pylist([
+        {"brand_code": "FOL", "brand_name": "Folliva", "territory_id": t, "territory_name": n, "region_name": "East",
+         "week_ending": __import__("datetime").date(2026, 11, 20), "new_patients": 3, "refills": 1,
+         "reversed_fills": 0, "days_supply_dispensed": 90} for t, n in (("T1", "Boston"), (None, None))])
+    frame = chart_frame(chart, rows)
+    assert sorted(frame["territory_name"]) == ["(not known)", "Boston"]

@@ -47,7 +47,10 @@ dates as (
 
 weeks as (
 
-    select distinct week_ending from dates
+    -- the weeks IQVIA has delivered: a later week (calls of a week not over yet) would read as no TRx, no reach
+    select distinct dates.week_ending
+    from dates
+    where dates.week_ending between (select min(week_ending) from rx) and (select max(week_ending) from rx)
 
 ),
 

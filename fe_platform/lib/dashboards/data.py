@@ -12,6 +12,11 @@ import pyarrow.compute as pc
 from .declarations import Chart
 
 OTHER = "Other"
+UNKNOWN = "(not known)"
+
+
+def _missing(v) -> bool:
+    return v is None or (isinstance(v, float) and math.isnan(v))
 
 
 def to_frame(table: pa.Table, columns: set[str] | None = None) -> pd.DataFrame:
@@ -67,9 +72,11 @@ def chart_frame(chart: Chart, table: pa.Table) -> pd.DataFrame:
     for col, labels in chart.value_labels.items():
         if col in keys:
             df[col] = df[col].map(lambda v, labels=labels: labels.get(v, v))
+    for col in chart.dimensions:  # a text category the data does not know (a territory not placed) says so
+        if col != chart.time_column and not pd.api.types.is_datetime64_any_dtype(df[col]):
+            df[col] = df[col].map(lambda v: UNKNOWN if _missing(v) else v)
     if chart.series:
-        df[chart.series] = df[chart.series].map(
-            lambda v: "(none)" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v))
+        df[chart.series] = df[chart.series].map(lambda v: "(none)" if _missing(v) else str(v))
         if df[chart.series].nunique() > chart.max_series:
             totals = df.groupby(chart.series)[chart.y[0]].sum().abs().sort_values(ascending=False)
             keep = set(totals.index[: chart.max_series - 1])
