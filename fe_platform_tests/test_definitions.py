@@ -75,3 +75,14 @@ def test_every_asset_the_platform_builds_has_a_freshness_policy(graph):
     missing = [key for key, node in describe(graph).items()
                if not key.startswith("landing_") and node["freshness"] is None]
     assert missing == []
+
+
+def test_the_daemon_evaluates_automation_without_anyone_starting_a_sensor(tmp_path):
+    """Dagster's default automation sensor starts stopped: a fresh `make dev` would ingest and never refresh."""
+    defs = build_definitions(load_settings({"FE_HOME": str(tmp_path)}))
+    sensors = [s for s in defs.get_repository_def().sensor_defs
+               if isinstance(s, dg.AutomationConditionSensorDefinition)]
+    assert [(s.name, s.default_status) for s in sensors] == [("platform_automation", dg.DefaultSensorStatus.RUNNING)]
+    graph = defs.resolve_asset_graph()
+    automated = {k for k in graph.get_all_asset_keys() if graph.get(k).automation_condition is not None}
+    assert automated <= sensors[0].asset_selection.resolve(graph)

@@ -35,3 +35,12 @@ def on_partition_change(partitioned_upstream: dg.AssetKey) -> dg.AutomationCondi
         & dg.AutomationCondition.all_deps_blocking_checks_passed()
         & _idle
     ).with_label("on_partition_change")
+
+
+def automation_sensor() -> dg.AutomationConditionSensorDefinition:
+    """Evaluates these conditions under the daemon (Dagster's default sensor for them starts stopped, so a
+    fresh `make dev` would ingest and never refresh)."""
+    return dg.AutomationConditionSensorDefinition(
+        "platform_automation", target=dg.AssetSelection.all(), default_status=dg.DefaultSensorStatus.RUNNING,
+        minimum_interval_seconds=30,
+        description="Refreshes the warehouse tables and dashboards that automation conditions say are stale.")
