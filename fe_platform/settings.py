@@ -568,6 +568,21 @@ def _team_channels(env: Mapping[str, str], name: str, suffix: str, channels: Tea
     return replace(channels, sns_topic=value)
 
 
+def _webhooks_by_team(env: Mapping[str, str]) -> dict[str, str]:
+    """`FE_ALERT_WEBHOOKS`: every team's webhook in one setting, `{"<team>": "https://..."}` (one secret in AWS)."""
+    raw = env.get("FE_ALERT_WEBHOOKS", "").strip()
+    if not raw:
+        return {}
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        value = None
+    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        # the value holds secrets: the message does not repeat it
+        raise SettingsError('FE_ALERT_WEBHOOKS must be JSON naming a webhook URL per team: {"<team>": "https://..."}')
+    return value
+
+
 def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raw = env.get(name, "").strip().lower()
     if not raw:
@@ -595,6 +610,10 @@ def load_alert_settings(env: Mapping[str, str]) -> AlertSettings:
             raise SettingsError(f"{name} is not an alert setting: a team's channel is FE_ALERTS_<TEAM>_EMAIL, "
                                 f"_WEBHOOK or _SNS_TOPIC (<TEAM> like CRM_OPERATIONS)")
         teams[team_part] = _team_channels(env, name, suffix, teams.get(team_part, TeamChannelSettings()))
+    for team, url in _webhooks_by_team(env).items():
+        part = re.sub(r"[^A-Z0-9]+", "_", team.upper()).strip("_")
+        label = f"FE_ALERT_WEBHOOKS[{team}]"
+        teams[part] = _team_channels({label: url}, label, "_WEBHOOK", teams.get(part, TeamChannelSettings()))
 
     host = env.get("FE_SMTP_HOST", "").strip()
     transport = _choice(env, "FE_ALERTS_EMAIL_TRANSPORT", EMAIL_TRANSPORTS, "smtp" if host else "outbox")

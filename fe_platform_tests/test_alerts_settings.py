@@ -95,3 +95,15 @@ def test_operations_definitions_merge_with_the_platforms_and_watch_feeds_and_das
     assert {"validated_iqvia_rx", "validated_sfdc_account", "dashboards/brand-performance"} <= watched
     assert not any(k.startswith(("raw_", "landing_", "marts/")) for k in watched)
     assert summary_lines(settings, []) == ["  alerts this run: 0", f"  alerts: none in the outbox ({tmp_path}/outbox)"]
+
+
+def test_every_teams_webhook_in_one_setting_as_the_aws_secret_holds_them(tmp_path):
+    hooks = {"crm-operations": "https://hooks.example/crm-secret", "finance-data": "https://hooks.example/fin"}
+    alerts = load_settings({"FE_HOME": str(tmp_path), "FE_ALERT_WEBHOOKS": json.dumps(hooks),
+                            "FE_ALERTS_CRM_OPERATIONS_EMAIL": "crm@fe-pharma.example"}).alerts
+    assert alerts.teams["CRM_OPERATIONS"].webhook == hooks["crm-operations"]
+    assert alerts.teams["CRM_OPERATIONS"].email == ("crm@fe-pharma.example",)
+    assert alerts.teams["FINANCE_DATA"].webhook == hooks["finance-data"]
+    with pytest.raises(SettingsError, match="FE_ALERT_WEBHOOKS") as refused:
+        load_settings({"FE_HOME": str(tmp_path), "FE_ALERT_WEBHOOKS": '["https://hooks.example/leak"]'})
+    assert "leak" not in str(refused.value)
