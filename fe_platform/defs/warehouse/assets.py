@@ -166,22 +166,45 @@ class PlatformDbtTranslator(DagsterDbtTranslator):
         ).merge_attributes(kinds={self._target})
 
 
-def delivery_dates(context: dg.AssetExecutionContext, facts: dict[str, str]) -> dict[str, list[str]]:
-    """Per feed of a selected incremental fact, the partitions of `warehouse/lake/<feed>` loaded since the
-    fact was last built (all of them when it never was): what its incremental run must process."""
+LOADS_THROUGH = "lake_loads_through"  # on a fact's materialization: the last lake load its build took
+
+
+def delivery_dates(context: dg.AssetExecutionContext, facts: dict[str, str]
+                   ) -> tuple[dict[str, list[str]], dict[str, int]]:
+    """Per feed of a selected incremental fact, the partitions of `warehouse/lake/<feed>` loaded since the loads
+    its last build took (all of them when it never was built): what its incremental run must process; and per
+    fact the last load this build takes. A load that commits while the build runs is after that mark, so the
+    next build takes it: no load falls between two windows."""
     instance = context.instance
-    out: dict[str, list[str]] = {}
+    latest = instance.event_log_storage.get_latest_storage_id_by_partition
+    windows: dict[str, list[str]] = {}
+    marks: dict[str, int] = {}
     for model, feed in facts.items():
         fact_key = next((k for k in context.selected_asset_keys if k.path[-1] == model), None)
         if fact_key is None:
             continue
         built = instance.fetch_materializations(fact_key, limit=1).records
-        since = built[0].storage_id if built else None
-        loaded = instance.event_log_storage.get_latest_storage_id_by_partition(
-            lake_table_key(feed), DagsterEventType.ASSET_MATERIALIZATION, after_cursor=since)
-        out.setdefault(feed, [])
-        out[feed] = sorted(set(out[feed]) | set(loaded))
-    return out
+        since = None
+        if built:
+            mark = built[0].asset_materialization.metadata.get(LOADS_THROUGH)
+            since = mark.value if mark is not None else built[0].storage_id
+        loaded = latest(lake_table_key(feed), DagsterEventType.ASSET_MATERIALIZATION, after_cursor=since)
+        marks[model] = max([*loaded.values(), since or 0])
+        windows[feed] = sorted(set(windows.get(feed, [])) | set(loaded))
+    return windows, marks
+
+
+def marked(context: dg.AssetExecutionContext, event, marks: dict[str, int]):
+    """A fact's materialization carries the last lake load its build took."""
+    if isinstance(event, dg.Output):
+        key = context.asset_key_for_output(event.output_name)
+    elif isinstance(event, dg.AssetMaterialization):
+        key = event.asset_key
+    else:
+        return event
+    if key.path[-1] not in marks:
+        return event
+    return event.with_metadata({**(event.metadata or {}), LOADS_THROUGH: marks[key.path[-1]]})
 
 
 def dbt_model_assets(settings: Settings) -> list[dg.AssetsDefinition]:
@@ -194,7 +217,7 @@ def dbt_model_assets(settings: Settings) -> list[dg.AssetsDefinition]:
                 name="warehouse_models")
     def warehouse_models(context: dg.AssetExecutionContext, dbt: DbtCliResource,
                          warehouse: dg.ResourceParam[WarehouseTarget]):
-        windows = delivery_dates(context, facts)
+        windows, marks = delivery_dates(context, facts)
         args = ["build"]
         if windows:
             args += ["--vars", json.dumps({"delivery_dates": windows}, sort_keys=True)]
@@ -202,7 +225,8 @@ def dbt_model_assets(settings: Settings) -> list[dg.AssetsDefinition]:
         with warehouse.writer_lock():
             with warehouse.connect() as wh:
                 wh.ensure_all_sources()
-            yield from dbt.cli(args, context=context, target_path=run.target_path()).stream()
+            for event in dbt.cli(args, context=context, target_path=run.target_path()).stream():
+                yield marked(context, event, marks)
 
     return [warehouse_models]
 
