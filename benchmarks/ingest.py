@@ -63,7 +63,8 @@ def dagster_run(lake_root: Path, key: str) -> int:
 
     import dagster as dg
 
-    os.environ.update(FE_HOME=str(lake_root.parent / "home"), FE_LAKE_ROOT=str(lake_root))
+    os.environ.update(FE_HOME=str(lake_root.parent / "home"), FE_LAKE_ROOT=str(lake_root),
+                      FE_PII_HMAC_KEY="benchmark-key-0123456789")
     from fe_platform.definitions import build_definitions
     from fe_platform.settings import load_settings
 

@@ -435,8 +435,12 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
 
     postgres = _postgres(env) if target == "postgres" else None
     redshift = _redshift(env) if target == "redshift" else None
-    outside = [what for what, configured in (("a PostgreSQL or Redshift warehouse", target != "duckdb"),
-                                             ("Tableau", tableau is not None)) if configured]
+    outside = [what for what, configured in (
+        ("a PostgreSQL or Redshift warehouse", target != "duckdb"),
+        ("Tableau", tableau is not None),
+        ("a lake outside the home", mode == "local" and not Path(lake_root).is_relative_to(home)),
+        ("a DuckDB file outside the home", target == "duckdb" and not duckdb_path.is_relative_to(home)),
+    ) if configured]
     if pii_key == LOCAL_PII_KEY and outside:
         # The demo key is public: the hashes it makes are reversible by anyone for known emails and phones.
         raise SettingsError(f"FE_PII_HMAC_KEY must be a secret of your own when data leaves the local home "

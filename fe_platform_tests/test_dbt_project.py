@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import pyarrow as pa
 import pytest
@@ -154,3 +155,26 @@ def test_dashboard_fixtures_follow_the_warehouse_definitions():
         assert row["call_frequency"] == row["calls_total"] / row["hcps_reached"]
     for row in tables["rpt_territory_weekly"]:
         assert row["reach_pct"] == row["hcps_reached"] / row["hcps_with_own_trx_13wk"]
+
+
+def test_no_yaml_file_of_the_project_repeats_a_key():
+    """YAML keeps the last of two equal keys without a word: a second `config:` would hide the first."""
+    import collections
+
+    import yaml
+
+    class Strict(yaml.SafeLoader):
+        pass
+
+    def mapping(loader, node, deep=False):
+        keys = [loader.construct_object(k) for k, _ in node.value]
+        repeated = [k for k, n in collections.Counter(keys).items() if n > 1]
+        assert not repeated, f"{node.start_mark}: {repeated} repeated"
+        return loader.construct_mapping(node, deep)
+
+    Strict.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, mapping)
+    project = Path(__file__).parent.parent / "dbt_project"
+    files = [project / "dbt_project.yml", *sorted((project / "models").rglob("*.yml"))]
+    assert len(files) > 5
+    for path in files:
+        yaml.load(path.read_text(), Loader=Strict)

@@ -197,15 +197,17 @@ def test_no_defects_at_rate_zero(tmp_path):
         assert not any(why), f["key"]
 
 
-def test_registry_entries_match_the_proposal_once_the_registry_has_them():
-    present = [name for name in PULLED if name in FEEDS]
-    for name in present:
+def test_the_registry_declares_the_pulled_feeds_as_the_reference_reading_does():
+    for name in PULLED:
         real, proposed = FEEDS[name], PROPOSED[name]
-        assert real.key == proposed.key and real.match(proposed.file_pattern) is None
-        assert [(c.name, c.kind, c.required) for c in real.columns] == \
-            [(c.name, c.kind, c.required) for c in proposed.columns], name
-    # Until the merge the registry does not know them; the generator then writes them only when asked.
-    assert present == [] or set(present) == set(PULLED)
+        assert (real.key, real.mode, real.repeated_keys) == (proposed.key, proposed.mode, proposed.repeated_keys)
+        assert contract_rules(real) == contract_rules(proposed), name
+        assert [(c.name, c.kind, c.required, c.pattern, c.allowed, c.min_value, c.max_value, c.rules)
+                for c in real.columns] == [(c.name, c.kind, c.required, c.pattern, c.allowed, c.min_value,
+                                            c.max_value, c.rules) for c in proposed.columns], name
+        sample = {"sp_dispense": "SP_DISPENSE_20261120.csv.gz", "hcp_event": "HCP_EVENT_20261120.jsonl",
+                  "hcp_engagement": "HCP_ENGAGEMENT_20261120_101500_shardId-000000000001_7.jsonl.gz"}[name]
+        assert real.match(sample) == proposed.match(sample) is not None
 
 
 def test_jsonl_lines_are_single_objects_or_the_record_json_defect(run):

@@ -36,7 +36,8 @@ def test_a_load_during_a_build_is_taken_by_the_next_build(tmp_path, monkeypatch)
     land(lake, "sap_billing", "SAP_BILLING_20261114.csv", delimited("sap_billing", [line]))
     runner.ingest()
     job = defs.resolve_implicit_global_asset_job_def()
-    range_tags = {"dagster/asset_partition_range_start": "2026-11-14", "dagster/asset_partition_range_end": "2026-11-14"}
+    range_tags = {"dagster/asset_partition_range_start": "2026-11-14",
+                  "dagster/asset_partition_range_end": "2026-11-14"}
 
     # The fact's build computes its window, then the SAP day is loaded while dbt runs.
     from fe_platform.defs.warehouse import project

@@ -38,6 +38,8 @@ def test_local_default_keeps_everything_under_one_home(tmp_path):
      "FE_PII_HMAC_KEY"),
     ({"FE_TABLEAU_SERVER_URL": "https://tableau.example", "FE_TABLEAU_PROJECT": "FE", "FE_TABLEAU_TOKEN_NAME": "n",
       "FE_TABLEAU_TOKEN_SECRET": "t"}, "FE_PII_HMAC_KEY"),
+    ({"FE_LAKE_ROOT": "/srv/shared/lake"}, "FE_PII_HMAC_KEY"),
+    ({"FE_DUCKDB_PATH": "/srv/shared/warehouse.duckdb"}, "FE_PII_HMAC_KEY"),
 ])
 def test_invalid_settings_fail_naming_the_setting(tmp_path, env, named):
     with pytest.raises(SettingsError, match=named):

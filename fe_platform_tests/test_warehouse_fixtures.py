@@ -575,7 +575,5 @@ def test_fixture_partitions_match_validated_schemas():
 
 @pytest.mark.parametrize("feed", sorted(PULLED_FEED_SCHEMAS))
 def test_pulled_feed_schemas_are_the_registrys(feed):
-    """The fixtures' schemas of the three pulled feeds are the registry's, once the registry declares them."""
-    if feed not in FEEDS:
-        pytest.skip(f"the feed registry does not declare {feed} yet (the lead's refactor adds it)")
+    """The fixtures' schemas of the three pulled feeds are the registry's."""
     assert PULLED_FEED_SCHEMAS[feed].equals(FEEDS[feed].validated_schema())

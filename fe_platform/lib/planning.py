@@ -6,9 +6,8 @@ plan with it and then act on the plan, so both ways in share one record of what 
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 from fe_platform.lib.delivery_log import LogIndex
 from fe_platform.lib.feeds import Feed
@@ -20,13 +19,13 @@ WEEKLY_START = date(2024, 1, 5)  # the first Friday
 
 def partition_problem(feed: Feed, data_date: date, today: date) -> str | None:
     """Why a data date is no partition of the feed, or None: partitions run from the start date to today
-    (IQVIA's are the week-ending Fridays)."""
+    (IQVIA's are the week-ending Fridays). Tomorrow is not refused (see `plan_landing`)."""
     start = WEEKLY_START if feed.partitioning == "weekly" else DAILY_START
     if feed.partitioning == "weekly" and data_date.weekday() != 4:
         return f"data date {data_date} is not a Friday, and {feed.name} is partitioned by week-ending Friday"
     if data_date < start:
         return f"data date {data_date} is before the first partition of {feed.name} ({start})"
-    if data_date > today:
+    if data_date > today + timedelta(days=1):
         return f"data date {data_date} is in the future"
     return None
 
@@ -58,6 +57,8 @@ def plan_landing(lake: Lake, feed: Feed, index: LogIndex, today: date) -> Landin
                                         f"{feed.file_pattern!r}"))
         elif problem := partition_problem(feed, data_date, today):
             plan.to_reject.append((obj, problem))
+        elif data_date > today:
+            continue  # named after tomorrow (UTC): a source ahead of UTC; its partition opens tomorrow
         else:
             plan.new.append(obj)
     return plan
@@ -73,12 +74,6 @@ class Batch:
     @property
     def partitions(self) -> list[str]:
         return sorted({self.feed.match(o.key.rsplit("/", 1)[-1]).isoformat() for o in self.deliveries})
-
-    @property
-    def run_key(self) -> str:
-        """The same deliveries, as they are now, always make the same run key."""
-        digest = hashlib.sha256("\n".join(f"{o.key}\t{o.fingerprint}" for o in self.deliveries).encode())
-        return f"{self.feed.name}:{digest.hexdigest()[:24]}"
 
     @property
     def bytes(self) -> int:

@@ -38,9 +38,10 @@ def ingestion_job(feed: Feed):
 
 
 def run_request(batch: Batch) -> dg.RunRequest:
+    # No run key: Dagster would never start a run again under the key of one that failed, and a failed batch
+    # must be asked for again. The sensor asks for nothing while the feed has a run queued or running.
     partitions = batch.partitions
     return dg.RunRequest(
-        run_key=batch.run_key,
         job_name=ingestion_job_name(batch.feed),
         run_config={"ops": {f"ingest_{batch.feed.name}": {"config": {
             "landing_keys": [o.key for o in batch.deliveries]}}}},
@@ -62,6 +63,16 @@ def feed_is_busy(instance: dg.DagsterInstance, feed: Feed) -> bool:
                                          limit=1))
 
 
+def reference_feeds_pending(instance: dg.DagsterInstance, lake: Lake, feed: Feed) -> list[str]:
+    """The feeds whose data `feed`'s rules look up and that have deliveries not ingested yet."""
+    pending = []
+    for name in dict.fromkeys(lookup.feed for lookup in feed.lookups):
+        reference = FEEDS[name]
+        if feed_is_busy(instance, reference) or plan_landing(lake, reference, LogIndex.of(lake, name), utc_today()).new:
+            pending.append(name)
+    return pending
+
+
 def landing_sensor(feed: Feed, job) -> dg.SensorDefinition:
     @dg.sensor(name=f"{feed.name}_landing_sensor", job=job, minimum_interval_seconds=60,
                default_status=dg.DefaultSensorStatus.RUNNING,
@@ -70,6 +81,9 @@ def landing_sensor(feed: Feed, job) -> dg.SensorDefinition:
                 ingestion: dg.ResourceParam[Ingestion]):
         if feed_is_busy(context.instance, feed):
             return dg.SkipReason(f"a {feed.name} run is queued or in progress; its deliveries are not logged yet")
+        if waiting := reference_feeds_pending(context.instance, lake, feed):
+            # Its rules look these up as of the data date: validating first would quarantine what they add.
+            return dg.SkipReason(f"waiting for the reference data of {', '.join(waiting)} to be ingested")
         runs, rejected = plan_ingestion(lake, feed, ingestion)
         for record in rejected:
             context.log.warning(f"rejected {record.landing_key}: {record.reason}")
