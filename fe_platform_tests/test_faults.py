@@ -123,20 +123,29 @@ def kill(process: subprocess.Popen) -> str:
 
 def wait_for(condition, process: subprocess.Popen, what: str, timeout: float = 300) -> None:
     if not reached(condition, process, timeout):
+        if process.poll() is None:
+            pytest.fail(f"no {what} after {timeout} s")
         out, err = process.communicate()
         pytest.fail(f"the run ended (exit {process.returncode}) before {what}:\n{out}\n{err[-3000:]}")
 
 
 def reached(condition, process: subprocess.Popen, timeout: float = 300) -> bool:
-    """Whether `condition` came true while the process ran."""
+    """Whether `condition` came true while the process ran (and within `timeout`)."""
     deadline = time.monotonic() + timeout
     while not condition():
-        if process.poll() is not None:
+        if process.poll() is not None or time.monotonic() > deadline:
             return False
-        if time.monotonic() > deadline:
-            pytest.fail(f"still waiting after {timeout} s")
         time.sleep(0.02)
     return True
+
+
+def outcome(process: subprocess.Popen, timeout: float) -> tuple[int | None, str, str]:
+    """Exit code, stdout and stderr; no exit code when it still runs after `timeout`."""
+    try:
+        out, err = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return None, "", f"still running after {timeout} s"
+    return process.returncode, out, err
 
 
 def console_run(settings) -> tuple[int, str]:
@@ -270,21 +279,20 @@ def killed_then_two_at_once(tmp_path_factory) -> KilledThenTwoAtOnce:
         with duckdb_lock(settings.duckdb_path):  # the working run waits here once it has ingested
             working = start_run(home)
             runs.append(working)
-            wait_for(lambda: f"pid {working.pid} " in (home / "run.lock").read_text(), working, "the home's lock")
+            warehouse_lock = settings.duckdb_path.with_name(settings.duckdb_path.name + ".lock")
+            wait_for(lambda: has_open(working.pid, warehouse_lock), working, "the working run in its refresh")
             second, waiting = start_run(home), start_run(home, "--wait", "600")
             runs += [second, waiting]
-            stopped = second.communicate(timeout=180)
-            wait_for(lambda: has_open(waiting.pid, home / "run.lock"), waiting, "the waiting run at the lock")
-            waited = working.poll() is None and waiting.poll() is None
-        done = working.communicate(timeout=600)
-        waited_out = waiting.communicate(timeout=600)
+            stopped = outcome(second, timeout=120)
+            waited = reached(lambda: has_open(waiting.pid, home / "run.lock"), waiting, timeout=120) \
+                and working.poll() is None
+        done, waited_out = outcome(working, timeout=600), outcome(waiting, timeout=600)
     finally:
         for run in runs:
             if run.poll() is None:
                 kill(run)
-    return KilledThenTwoAtOnce(settings, manifest, killed.pid, left_started, logged_at_kill,
-                               (working.returncode, *done), working.pid, (second.returncode, *stopped), waited,
-                               (waiting.returncode, *waited_out), warehouse_counts(settings), materialized(settings))
+    return KilledThenTwoAtOnce(settings, manifest, killed.pid, left_started, logged_at_kill, done, working.pid,
+                               stopped, waited, waited_out, warehouse_counts(settings), materialized(settings))
 
 
 @dataclass
