@@ -563,6 +563,39 @@ def test_a_lake_that_cannot_be_written_is_named_on_the_console(killed_then_two_a
     assert read_delivery_log(lake, "iqvia_rx", partition="2026-11-20") == []
 
 
+def dbt_failure(error_messages: list[str]) -> str:
+    """dagster-dbt's error for a failed `dbt build` (its own wording), with the error lines dbt logged."""
+    return ("The dbt CLI process with command\n\n`dbt build --vars {\"delivery_dates\": {}} --select fqn:*`\n\n"
+            "failed with exit code `1`. Check the stdout in the Dagster compute logs for the full information about "
+            "the error, or view the dbt debug log: /home/dbt-target/dbt.log." + "\n\n".join(
+                ["", "Errors parsed from dbt logs:", *error_messages]))
+
+
+@pytest.mark.parametrize(("logged", "reason"), [
+    (["43 of 133 FAIL 3 accepted_values_fct_delivery_feed  [\x1b[31mFAIL 3\x1b[0m in 0.13s]",
+      "\x1b[31mFailure in test accepted_values_fct_delivery_feed (models/marts/_facts.yml)\x1b[0m",
+      "  Got 3 results, configured to fail if != 0"],
+     "43 of 133 FAIL 3 accepted_values_fct_delivery_feed  [FAIL 3 in 0.13s]"),
+    (["12 of 40 ERROR creating sql table model marts.fct_call  [\x1b[31mERROR\x1b[0m in 0.05s]",
+      "\x1b[31mFailure in model fct_call (models/marts/fct_call.sql)\x1b[0m",
+      "  Runtime Error in model fct_call (models/marts/fct_call.sql)\n  Binder Error: no column call_id"],
+     "Runtime Error in model fct_call (models/marts/fct_call.sql)"),
+])
+def test_a_failed_dbt_build_is_named_on_the_console(logged, reason):
+    """Guards against a refresh whose dbt build fails printing only dagster-dbt's preamble ("The dbt CLI process
+    with command"): the console's reason is dbt's own line, the failed test or the model's error, without colors."""
+    from dagster_dbt.errors import DagsterDbtCliRuntimeError
+
+    from fe_platform.runner.report import failure_reason
+
+    @dg.op
+    def build():
+        raise DagsterDbtCliRuntimeError(description=dbt_failure(logged))
+
+    result = dg.GraphDefinition("refresh", node_defs=[build]).to_job().execute_in_process(raise_on_error=False)
+    assert failure_reason(result) == reason
+
+
 # --- 6. the partition commit on S3 -----------------------------------------------------------------------------
 
 def crash_before_the_manifest(patch, lake):
