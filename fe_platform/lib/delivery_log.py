@@ -132,6 +132,7 @@ class LogIndex:
     def __init__(self, entries: Iterable[LogEntry]):
         self.entries = list(entries)
         self._seen = {(e.feed, e.key_digest, e.fingerprint) for e in self.entries}
+        self._added: dict[str, DeliveryRecord] = {}  # records added here, some perhaps not written yet
 
     @classmethod
     def of(cls, lake: Lake, feed: str | None = None) -> LogIndex:
@@ -142,6 +143,14 @@ class LogIndex:
         entry = _entry(record.object_key)
         self.entries.append(entry)
         self._seen.add((entry.feed, entry.key_digest, entry.fingerprint))
+        self._added[entry.object_key] = record
+
+    def records(self, lake: Lake, entries: Iterable[LogEntry]) -> list[DeliveryRecord]:
+        """The records behind entries: those added here as they are, the others read from the log."""
+        entries = list(entries)
+        added = [self._added[e.object_key] for e in entries if e.object_key in self._added]
+        return sorted(added + read_records(lake, [e for e in entries if e.object_key not in self._added]),
+                      key=lambda r: r.ingested_at)
 
     def knows(self, feed: str, obj: LakeObject) -> bool:
         """This landing object, as it is now (same fingerprint), has a record."""

@@ -20,7 +20,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from fe_platform.lib.delivery_log import DeliveryRecord, LogIndex, read_delivery_log, read_records, record_delivery
+from fe_platform.lib.delivery_log import DeliveryRecord, LogIndex, read_delivery_log, record_delivery
 from fe_platform.lib.feeds import Feed
 from fe_platform.lib.lake import Lake, LakeObject
 from fe_platform.lib.readers import UnreadableFile, open_delivery
@@ -79,15 +79,21 @@ def _commit_delivery(lake: Lake, feed: Feed, partition: str, part: Part, result:
 
 
 def ingest_delivery(lake: Lake, feed: Feed, obj: LakeObject, pii_key: str, workdir: Path,
-                    index: LogIndex | None = None, now: datetime | None = None) -> DeliveryRecord:
+                    index: LogIndex | None = None, now: datetime | None = None,
+                    log_loaded: bool = True) -> DeliveryRecord:
     """Take one landing entry through the zones; returns its record (also written to the log, and added to
-    `index` so the next delivery of a batch sees it)."""
+    `index` so the next delivery of a batch sees it).
+
+    With `log_loaded=False` a loaded delivery's record is not written: the caller writes it (`record_delivery`)
+    once the partition it committed is known to what plans from the log (a Dagster run: after the partition's
+    materialization), so a crash in between leaves the delivery new, to be ingested again, rather than logged
+    with its partition never materialized."""
     now = now or datetime.now(UTC)
     started = time.perf_counter()
     index = index if index is not None else LogIndex.of(lake, feed.name)
     known = index.entry_for(feed.name, obj)
     if known:  # this very file, as it is now, was ingested already: nothing new
-        return read_records(lake, [known])[0]
+        return index.records(lake, [known])[0]
     name = obj.key.rsplit("/", 1)[-1]
     data_time = feed.data_time(name)
     if not obj.regular:
@@ -106,7 +112,7 @@ def ingest_delivery(lake: Lake, feed: Feed, obj: LakeObject, pii_key: str, workd
 
     earlier = index.loaded_sha(feed.name, sha)
     if earlier:
-        first = read_records(lake, earlier[:1])[0]
+        first = index.records(lake, earlier[:1])[0]
         record = DeliveryRecord(feed.name, obj.key, partition, sha, "duplicate",
                                 reason=f"same bytes as {first.landing_key}, ingested {first.ingested_at.isoformat()}",
                                 seconds=time.perf_counter() - started, **common)
@@ -135,7 +141,8 @@ def ingest_delivery(lake: Lake, feed: Feed, obj: LakeObject, pii_key: str, workd
         return record
 
     record.seconds = time.perf_counter() - started
-    record_delivery(lake, record)
+    if log_loaded:
+        record_delivery(lake, record)
     index.add(record)
     return record
 

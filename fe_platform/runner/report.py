@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -10,6 +11,7 @@ from pathlib import Path
 import dagster as dg
 
 Echo = Callable[[str], None]
+ANSI_COLOR = re.compile(r"\x1b\[[0-9;]*m")
 
 
 @dataclass
@@ -85,9 +87,10 @@ def failure_reason(result: dg.ExecuteInProcessResult) -> str:
             while error.cause and "dagster._core.errors" in (error.cls_name or "") + error.message:
                 error = error.cause
             lines = [line.strip() for line in error.message.splitlines() if line.strip()]
-            if "Errors parsed from dbt logs:" in lines:  # dbt's own words, not the command line
-                lines = [line for line in lines[lines.index("Errors parsed from dbt logs:") + 1:]
-                         if "Error" in line and not line.startswith(("Failure in", "\x1b"))] or lines
+            if "Errors parsed from dbt logs:" in lines:  # dbt's own words (an error, a failed test), not the command
+                parsed = [ANSI_COLOR.sub("", line) for line in lines[lines.index("Errors parsed from dbt logs:") + 1:]]
+                lines = [line for line in parsed
+                         if ("Error" in line or " FAIL " in line) and not line.startswith("Failure in")] or lines
             text = lines[0] if lines else error.cls_name
             kind, sep, rest = text.partition(": ")
             return f"{kind.rsplit('.', 1)[-1]}: {rest}" if sep and " " not in kind else text

@@ -23,7 +23,7 @@ from fe_platform.defs.operations.freshness import freshness_policy
 from fe_platform.defs.partitions import partitions_for
 from fe_platform.defs.resources import Ingestion
 from fe_platform.lib import quality
-from fe_platform.lib.delivery_log import DeliveryRecord, LogIndex
+from fe_platform.lib.delivery_log import DeliveryRecord, LogIndex, record_delivery
 from fe_platform.lib.feeds import ARROW_TYPES, FEEDS, Feed
 from fe_platform.lib.lake import Lake
 from fe_platform.lib.planning import landing_entries
@@ -181,7 +181,7 @@ def ingestion_assets(feed: Feed, settings: Settings) -> dg.AssetsDefinition:
 
         touched: dict[str, list[DeliveryRecord]] = {}
         for obj in todo:
-            record = ingest_delivery(lake, feed, obj, ingestion.pii_key, ingestion.scratch(), index)
+            record = ingest_delivery(lake, feed, obj, ingestion.pii_key, ingestion.scratch(), index, log_loaded=False)
             yield delivery_observation(feed, record)
             if record.outcome == "rejected":
                 context.log.error(f"rejected {record.landing_key}: {record.reason}")
@@ -207,6 +207,10 @@ def ingestion_assets(feed: Feed, settings: Settings) -> dg.AssetsDefinition:
             yield dg.AssetMaterialization(validated, partition=partition,
                                           metadata=version_metadata(lake, feed, version))
             yield from check_evaluations(context, lake, feed, partition, version, checks)
+            # Logged only now: a run that dies before its partition's events leaves these deliveries new, so
+            # the next run ingests them again, instead of them being known with their partition never loaded.
+            for record in touched[partition]:
+                record_delivery(lake, record)
         if ingestion.catalog and todo:
             from fe_platform.lib.delivery_log import delivery_log_schema
 
