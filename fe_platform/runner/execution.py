@@ -26,6 +26,7 @@ QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 RUNNER_TAG = "fe_platform/runner"  # host:pid of the `fe-platform run` that executes the run
 MAX_ROUNDS = 4  # evaluations until automation requests nothing more
 DAEMON_FRESH = timedelta(minutes=2)
+LEFTOVER_AGE = timedelta(minutes=15)
 
 
 class PlatformBusy(RuntimeError):
@@ -80,7 +81,8 @@ def sweep_leftovers(settings: Settings, lake) -> int:
 
     removed = 0
     if isinstance(lake, LocalLake):
-        for path in lake.leftovers(older_than=datetime.now(UTC)):
+        # (a writer outside the home's lock, `generate` or `pull-fx`, may be writing a younger one right now)
+        for path in lake.leftovers(older_than=datetime.now(UTC) - LEFTOVER_AGE):
             path.unlink(missing_ok=True)
             removed += 1
     work = settings.work_dir
@@ -159,11 +161,12 @@ class Runner:
         """Ask automation what is stale; materialize it and what follows, in order; repeat."""
         graph = self.defs.resolve_asset_graph()
         job = self.defs.resolve_implicit_global_asset_job_def()
+        failed: set[dg.AssetKey] = set()  # asked for again by the next `fe-platform run`, not by this one
         for _ in range(MAX_ROUNDS):
             result = dg.evaluate_automation_conditions(defs=self.defs, instance=self.instance, cursor=cursor)
             cursor = result.cursor
             requested = {k: set(result.get_requested_partitions(k)) for k in graph.get_all_asset_keys()
-                         if result.get_num_requested(k)}
+                         if result.get_num_requested(k) and k not in failed}
             if not requested:
                 break
             for run in plan_runs(graph, with_downstream(graph, requested)):
@@ -182,7 +185,9 @@ class Runner:
                         self.progress.status(f"  refreshing: {name} ({built} of {total} assets)")
 
                 self.progress.line(f"  refreshing {run.label}")
-                self.execute(job, f"refresh {run.label}", tags, on_event, asset_selection=list(run.assets))
+                done = self.execute(job, f"refresh {run.label}", tags, on_event, asset_selection=list(run.assets))
+                if not done.success:
+                    failed.update(run.assets)
         return cursor
 
 
