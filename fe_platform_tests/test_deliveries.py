@@ -210,6 +210,6 @@ def test_the_sensor_of_a_feed_waits_for_the_reference_data_its_rules_look_up(lak
         waiting = sensor(dg.build_sensor_context(instance=instance, resources=resources))
         assert isinstance(waiting, dg.SkipReason) and "fx_rates" in waiting.skip_message
         ingest_landing_file(lake, rates, KEY)
-        [request] = sensor(dg.build_sensor_context(instance=instance, resources=resources))
+        [request] = sensor(dg.build_sensor_context(instance=instance, resources=resources)).run_requests
     # No run key: Dagster never starts a run again under the key of a failed one, and a failed batch must be.
     assert request.run_key is None

@@ -197,3 +197,17 @@ def test_pages_and_index_name_every_check_that_did_not_pass(platform):
         status = json.loads((settings.dashboards_dir / f"{dashboard.slug}.status.json").read_text())
         expected = "ERROR" if "ERROR" in failing.values() else "WARN"
         assert status["quality"]["level"] == expected and status["quality_status"] != "OK"
+
+
+def test_a_run_that_only_rejects_files_still_reaches_data_quality_reporting(platform):
+    settings, lake, _, _, _ = platform
+    lake.put_bytes(b"not a delivery", "landing/sfdc_call/SFDC_CALL_2026-11-16.csv")  # rejected for its name
+    lake.put_bytes(b"", "landing/product_master/PRODUCT_MASTER_20261116.csv")  # rejected for being empty
+    summary = run_platform(settings, lambda _: None)
+    assert summary.ok, summary.failed_runs
+    records = read_delivery_log(lake)
+    assert sql(settings, "select count(*) from lake.deliveries")[0][0] == len(records)
+    rejected = sql(settings, "select count(*) from reporting.rpt_data_quality where outcome = 'rejected' "
+                             "and landing_key in ('landing/sfdc_call/SFDC_CALL_2026-11-16.csv', "
+                             "'landing/product_master/PRODUCT_MASTER_20261116.csv')")[0][0]
+    assert rejected == 2

@@ -8,6 +8,7 @@ from dagster._core.storage.dagster_run import DagsterRun, DagsterRunStatus
 from dagster._core.utils import make_new_run_id
 
 from fe_platform.definitions import build_definitions
+from fe_platform.defs.ingestion.assets import DELIVERY_LOG
 from fe_platform.defs.ingestion.sensors import FEED_TAG, RANGE_END, RANGE_START, landing_sensor
 from fe_platform.defs.resources import ingestion_from_settings, lake_from_settings
 from fe_platform.lib.delivery_log import LogIndex, read_delivery_log
@@ -52,7 +53,10 @@ def test_sensor_batches_new_deliveries_and_starts_nothing_the_log_holds(aws_env)
     land(lake, "iqvia_rx", "RXDYN_WEEKLY_20261113_v2.txt", delimited("iqvia_rx", iqvia_rows(1)))
     sensor = landing_sensor(feed, None)
     with dg.instance_for_test() as instance:
-        [request] = sensor(dg.build_sensor_context(instance=instance, resources=resources))
+        tick = sensor(dg.build_sensor_context(instance=instance, resources=resources))
+        [request] = tick.run_requests
+        # the tick's rejection is a new record in the delivery log: reporting follows it
+        assert [e.asset_key for e in tick.asset_events] == [DELIVERY_LOG]
         assert request.run_config["ops"]["ingest_iqvia_rx"]["config"]["landing_keys"] == [
             "landing/iqvia_rx/RXDYN_WEEKLY_20261030.txt", "landing/iqvia_rx/RXDYN_WEEKLY_20261106.txt"]
         assert (request.tags[RANGE_START], request.tags[RANGE_END]) == ("2026-10-30", "2026-11-06")
@@ -71,7 +75,7 @@ def test_sensor_batches_new_deliveries_and_starts_nothing_the_log_holds(aws_env)
         assert isinstance(idle, dg.SkipReason)  # what the log holds with the same bytes starts no run
 
         land(lake, "iqvia_rx", "RXDYN_WEEKLY_20261030.txt", delimited("iqvia_rx", iqvia_rows(2)))  # a correction
-        [again] = sensor(dg.build_sensor_context(instance=instance, resources=resources))
+        [again] = sensor(dg.build_sensor_context(instance=instance, resources=resources)).run_requests
         assert again.run_config["ops"]["ingest_iqvia_rx"]["config"]["landing_keys"] == [first_key]
 
 

@@ -128,6 +128,10 @@ class Runner:
             for record in rejected:
                 self.progress.line(f"  {feed.name:15} {record.landing_key.rsplit('/', 1)[-1]:34} rejected: "
                                    f"{record.reason}")
+            if rejected:  # written before any run: said as the sensor says it, so reporting follows
+                from fe_platform.defs.ingestion.assets import delivery_log_updated
+
+                self.instance.report_runless_asset_event(delivery_log_updated(rejected))
             job = self.defs.resolve_job_def(ingestion_job_name(feed))
             for batch in batches:
                 def on_event(event, feed=feed):

@@ -41,6 +41,26 @@ def landing_key(feed: Feed) -> dg.AssetKey:
     return dg.AssetKey(f"landing_{feed.name}")
 
 
+DELIVERY_LOG = dg.AssetKey("delivery_log")
+
+
+def delivery_log_spec(settings: Settings) -> dg.AssetSpec:
+    """The `deliveries/` zone: written by every ingestion run and by the landing sensors' rejections, each of which
+    reports it updated, so data-quality reporting follows rejected and duplicate files too."""
+    return dg.AssetSpec(
+        DELIVERY_LOG, group_name="landing", owners=["team:data-engineering", "data-engineering@fe-pharma.example"],
+        description="The delivery log: one record per delivery and outcome (loaded, rejected, duplicate), in the "
+                    "lake's `deliveries/` zone.",
+        kinds={"parquet"}, freshness_policy=freshness_policy("downstream", settings))
+
+
+def delivery_log_updated(records: list[DeliveryRecord]) -> dg.AssetMaterialization:
+    outcomes: dict[str, int] = {}
+    for record in records:
+        outcomes[record.outcome] = outcomes.get(record.outcome, 0) + 1
+    return dg.AssetMaterialization(DELIVERY_LOG, metadata={"records": len(records), **outcomes})
+
+
 def raw_key(feed: Feed) -> dg.AssetKey:
     return dg.AssetKey(f"raw_{feed.name}")
 
@@ -180,9 +200,11 @@ def ingestion_assets(feed: Feed, settings: Settings) -> dg.AssetsDefinition:
         from fe_platform.lib.ingestion import ingest_delivery, revalidate_partition
 
         touched: dict[str, list[DeliveryRecord]] = {}
+        outcomes: list[DeliveryRecord] = []
         for obj in todo:
             record = ingest_delivery(lake, feed, obj, ingestion.pii_key, ingestion.scratch(), index, log_loaded=False)
             yield delivery_observation(feed, record)
+            outcomes.append(record)
             if record.outcome == "rejected":
                 context.log.error(f"rejected {record.landing_key}: {record.reason}")
             elif record.outcome == "duplicate":
@@ -211,6 +233,8 @@ def ingestion_assets(feed: Feed, settings: Settings) -> dg.AssetsDefinition:
             # the next run ingests them again, instead of them being known with their partition never loaded.
             for record in touched[partition]:
                 record_delivery(lake, record)
+        if outcomes:
+            yield delivery_log_updated(outcomes)
         if ingestion.catalog and todo:
             from fe_platform.lib.delivery_log import delivery_log_schema
 
@@ -227,7 +251,7 @@ def build_ingestion_assets(settings: Settings) -> list:
     the platform writes them (`pullers.py` defines those landing assets)."""
     from fe_platform.defs.ingestion.pullers import PULLED_FEEDS
 
-    out: list = []
+    out: list = [delivery_log_spec(settings)]
     for feed in FEEDS.values():
         out += [] if feed.name in PULLED_FEEDS else [landing_spec(feed)]
         out.append(ingestion_assets(feed, settings))

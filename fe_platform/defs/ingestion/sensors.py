@@ -13,7 +13,7 @@ run can take (a name that gives no partition, a symbolic link) is rejected by th
 import dagster as dg
 from dagster._core.storage.dagster_run import NOT_FINISHED_STATUSES, RunsFilter
 
-from fe_platform.defs.ingestion.assets import raw_key, validated_key
+from fe_platform.defs.ingestion.assets import delivery_log_updated, raw_key, validated_key
 from fe_platform.defs.resources import Ingestion
 from fe_platform.lib.delivery_log import DeliveryRecord, LogIndex
 from fe_platform.lib.feeds import FEEDS, Feed
@@ -87,7 +87,10 @@ def landing_sensor(feed: Feed, job) -> dg.SensorDefinition:
         runs, rejected = plan_ingestion(lake, feed, ingestion)
         for record in rejected:
             context.log.warning(f"rejected {record.landing_key}: {record.reason}")
-        return [run_request(b) for b in runs] or dg.SkipReason("no new deliveries")
+        if not runs and not rejected:
+            return dg.SkipReason("no new deliveries")
+        return dg.SensorResult(run_requests=[run_request(b) for b in runs],
+                               asset_events=[delivery_log_updated(rejected)] if rejected else [])
 
     return _sensor
 

@@ -17,7 +17,7 @@ from dagster._core.events import DagsterEventType
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 
-from fe_platform.defs.ingestion.assets import validated_key
+from fe_platform.defs.ingestion.assets import DELIVERY_LOG, validated_key
 from fe_platform.defs.operations.freshness import freshness_policy
 from fe_platform.defs.partitions import partitions_for
 from fe_platform.defs.warehouse.automation import ON_UPSTREAM_CHANGE, on_partition_change
@@ -120,7 +120,8 @@ def _parts_reader(lake: Lake, feed: Feed, keys: list[str]):
 def deliveries_asset(settings: Settings) -> dg.AssetsDefinition:
     @dg.asset(
         key=lake_table_key("deliveries"),
-        deps=[validated_key(f) for f in FEEDS.values()],
+        # The log itself (a run that only rejects files updates nothing else), and the feeds it reports on.
+        deps=[DELIVERY_LOG, *(validated_key(f) for f in FEEDS.values())],
         automation_condition=ON_UPSTREAM_CHANGE,
         group_name="warehouse_lake",
         owners=DATA_ENGINEERING,
