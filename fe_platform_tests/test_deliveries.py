@@ -213,3 +213,23 @@ def test_the_sensor_of_a_feed_waits_for_the_reference_data_its_rules_look_up(lak
         [request] = sensor(dg.build_sensor_context(instance=instance, resources=resources)).run_requests
     # No run key: Dagster never starts a run again under the key of a failed one, and a failed batch must be.
     assert request.run_key is None
+
+
+def test_a_corrected_stream_file_replaces_its_part_and_nothing_else(lake, tmp_path):
+    name = "HCP_ENGAGEMENT_20261120_101500_shardId-000000000000_1.jsonl.gz"
+    other = land_engagement(lake, "HCP_ENGAGEMENT_20261120_101600_shardId-000000000001_1.jsonl.gz",
+                            [engagement_line(9)])
+    key = land_engagement(lake, name, [engagement_line(1), engagement_line(2)])
+    for k in (other, key):
+        ingest_landing_file(lake, k, KEY)
+    time.sleep(0.01)
+    land_engagement(lake, name, [engagement_line(1)])  # the same file, corrected: event 2 withdrawn
+    assert ingest_landing_file(lake, key, KEY).rows_valid == 1
+    version = current_version(lake, "hcp_engagement", "2026-11-20")
+    assert sorted(p.landing_key for p in version.parts) == sorted([other, key])
+    ids = sorted(read_partition(lake, "validated", "hcp_engagement", "2026-11-20")["event_id"].to_pylist())
+    assert ids == sorted(engagement_line(n)[14:50] for n in (1, 9))
+    files = [o.key for o in lake.list(version.folder("validated"))]
+    assert sorted(files) == sorted(version.keys("validated"))  # the replaced part is gone (Athena reads folders)
+    rebuilt = revalidate_partition(lake, FEEDS["hcp_engagement"], "2026-11-20", KEY, tmp_path)
+    assert rebuilt.rows_valid == 2 and sorted(p.landing_key for p in rebuilt.parts) == sorted([other, key])

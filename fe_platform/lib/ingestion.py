@@ -25,7 +25,7 @@ from fe_platform.lib.feeds import Feed
 from fe_platform.lib.lake import Lake, LakeObject
 from fe_platform.lib.readers import UnreadableFile, open_delivery
 from fe_platform.lib.validation import ValidationResult, validate_delivery
-from fe_platform.lib.zones import Part, PartitionVersion, commit, current_version, new_version
+from fe_platform.lib.zones import ZONES, Part, PartitionVersion, commit, current_version, new_version
 
 
 def _reject(lake: Lake, feed: Feed, obj: LakeObject, sha: str, partition: str | None, problem: str,
@@ -65,16 +65,21 @@ def _part(record: DeliveryRecord, result: ValidationResult, drift: list[str]) ->
 
 def _commit_delivery(lake: Lake, feed: Feed, partition: str, part: Part, result: ValidationResult,
                      now: datetime) -> PartitionVersion:
-    current = current_version(lake, feed.name, partition)
-    if feed.mode == "append" and current is not None:
-        parts = (*(p for p in current.parts if p.sha256 != part.sha256), part)
-        version = PartitionVersion(feed.name, partition, current.version, parts, now.isoformat(),
-                                   current.previous_version)
-    else:
-        version = PartitionVersion(feed.name, partition, new_version(now), (part,), now.isoformat(),
-                                   current.version if current else None)
-    _write_part(lake, version, part, result)
-    commit(lake, version)
+    with lake.writing(f"{feed.name}-{partition}"):
+        current = current_version(lake, feed.name, partition)
+        if feed.mode == "append" and current is not None:
+            # A delivery again (its bytes, or its name: a corrected file) replaces its part; others add up.
+            replaced = [p for p in current.parts if p.sha256 == part.sha256 or p.landing_key == part.landing_key]
+            parts = (*(p for p in current.parts if p not in replaced), part)
+            version = PartitionVersion(feed.name, partition, current.version, parts, now.isoformat(),
+                                       current.previous_version)
+        else:
+            replaced = []
+            version = PartitionVersion(feed.name, partition, new_version(now), (part,), now.isoformat(),
+                                       current.version if current else None)
+        _write_part(lake, version, part, result)
+        commit(lake, version)
+        lake.delete(version.folder(zone) + p.name for p in replaced if p.name != part.name for zone in ZONES)
     return version
 
 
@@ -155,9 +160,16 @@ def revalidate_partition(lake: Lake, feed: Feed, partition: str, pii_key: str, w
     loaded = [r for r in read_delivery_log(lake, feed.name, partition=partition) if r.outcome == "loaded"]
     if not loaded:
         return None
-    chosen = loaded if feed.mode == "append" else loaded[-1:]
-    chosen = list({r.sha256: r for r in chosen}.values())  # a delivery recorded twice counts once
+    # append: every landing file's latest delivery (a corrected file replaced its earlier bytes) once
+    chosen = list({r.landing_key: r for r in loaded}.values()) if feed.mode == "append" else loaded[-1:]
+    chosen = list({r.sha256: r for r in chosen}.values())
     now = now or datetime.now(UTC)
+    with lake.writing(f"{feed.name}-{partition}"):
+        return _revalidate(lake, feed, partition, chosen, pii_key, workdir, now)
+
+
+def _revalidate(lake: Lake, feed: Feed, partition: str, chosen: list[DeliveryRecord], pii_key: str, workdir: Path,
+                now: datetime) -> PartitionVersion:
     current = current_version(lake, feed.name, partition)
     version = PartitionVersion(feed.name, partition, new_version(now), (), now.isoformat(),
                                current.version if current else None)

@@ -17,6 +17,7 @@ import shutil
 import stat
 import tempfile
 from collections.abc import Iterable, Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cached_property
@@ -84,6 +85,11 @@ class Lake:
 
     def delete(self, keys: Iterable[str]) -> None:
         raise NotImplementedError
+
+    def writing(self, name: str):
+        """Held while one writer reads and replaces a partition's manifest (`zones.py`). On S3 the run queue
+        keeps a feed's runs one at a time; a local lake may also be written by `fe-platform run` and the daemon."""
+        return nullcontext()
 
     def exists(self, key: str) -> bool:
         import pyarrow.fs as pafs
@@ -198,6 +204,12 @@ class LocalLake(Lake):
     def delete(self, keys: Iterable[str]) -> None:
         for key in keys:
             Path(self._inside(key)).unlink(missing_ok=True)
+
+    def writing(self, name: str):
+        from fe_platform.lib.locks import file_lock
+
+        return file_lock(Path(self.root, ".locks", f"{name}.lock"), f"{name} in the lake {self.root}",
+                         wait_seconds=3600)
 
     def leftovers(self, older_than: datetime) -> list[Path]:
         """Temporary files of writes that never finished (a killed process), older than `older_than`."""
