@@ -214,7 +214,7 @@ def test_an_ingestion_run_on_the_production_instance_is_recorded_in_postgres(
             "select check_name, execution_status from asset_check_executions where run_id = %s "
             "and asset_key = %s", (result.run_id, '["validated_iqvia_rx"]')).fetchall()
     assert status == ("SUCCESS",)
-    assert materialized == {'["raw_iqvia_rx"]', '["validated_iqvia_rx"]'}
+    assert materialized == {'["raw_iqvia_rx"]', '["validated_iqvia_rx"]', '["delivery_log"]'}
     assert events > 10
     assert checks and {s for _, s in checks} <= {"SUCCEEDED", "FAILED"}
     assert len(checks) == len({name for name, _ in checks})

@@ -200,6 +200,20 @@ class Warehouse:
                        version: str | None = None) -> int:
         """Replace partition `partition` of `lake.<feed_name>` by `source`'s rows, and note that it now holds
         `version` of the validated partition, in one transaction; the row count."""
+        rows = partition_rows(feed_name, partition, source)
+        self.ensure_all_sources()
+        day = parse_partition(partition)
+        try:
+            return self._replace(feed_name, rows.reader, f"{quote_ident('_data_date')} = {self.placeholder}", [day],
+                                 self._version_statements(feed_name, day, version))
+        except Exception:
+            if rows.refusal:  # the warehouse reports it wrapped in its own error
+                raise rows.refusal from None
+            raise
+
+    def _replace(self, table_name: str, rows: pa.Table | pa.RecordBatchReader, where: str, params: list,
+                 then: Sequence[tuple[str, list]] = ()) -> int:
+        """Delete the rows `where` says, insert `rows`, run `then`, in one transaction; the rows inserted."""
         raise NotImplementedError
 
     def loaded_versions(self, feed_name: str) -> dict[str, str]:
@@ -299,18 +313,6 @@ class DuckDBWarehouse(Warehouse):
             self.connection.unregister(view)
         return inserted
 
-    def load_partition(self, feed_name: str, partition: str | date, source: ArrowSource,
-                       version: str | None = None) -> int:
-        rows = partition_rows(feed_name, partition, source)
-        self.ensure_all_sources()
-        day = parse_partition(partition)
-        try:
-            return self._replace(feed_name, rows.reader, f"{quote_ident('_data_date')} = ?", [day],
-                                 self._version_statements(feed_name, day, version))
-        except Exception:
-            if rows.refusal:
-                raise rows.refusal from None
-            raise
 
     def load_deliveries(self, source: ArrowSource) -> int:
         rows = conform(read_arrow(source), DELIVERIES_SCHEMA, "delivery log")
@@ -371,13 +373,6 @@ class PostgresWarehouse(Warehouse):
                 cur.execute(sql, values)
         return inserted
 
-    def load_partition(self, feed_name: str, partition: str | date, source: ArrowSource,
-                       version: str | None = None) -> int:
-        rows = partition_rows(feed_name, partition, source)
-        self.ensure_all_sources()
-        day = parse_partition(partition)
-        return self._replace(feed_name, rows.reader, f"{quote_ident('_data_date')} = %s", [day],
-                             self._version_statements(feed_name, day, version))
 
     def load_deliveries(self, source: ArrowSource) -> int:
         rows = conform(read_arrow(source), DELIVERIES_SCHEMA, "delivery log")

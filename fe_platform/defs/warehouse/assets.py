@@ -223,7 +223,7 @@ def dbt_model_assets(settings: Settings) -> list[dg.AssetsDefinition]:
         if windows:
             args += ["--vars", json.dumps({"delivery_dates": windows}, sort_keys=True)]
             context.log.info(f"incremental facts process delivery partitions {windows}")
-        with warehouse.writer_lock():
+        with warehouse.writer_lock(), run.environment():
             with warehouse.connect() as wh:
                 wh.ensure_all_sources()
             for event in dbt.cli(args, context=context, target_path=run.target_path()).stream():

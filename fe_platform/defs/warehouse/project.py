@@ -6,6 +6,8 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 
@@ -90,8 +92,23 @@ class DbtRun:
         self.settings = settings
         self.folder = settings.home / "dbt-target"
 
+    @contextmanager
+    def environment(self) -> Iterator[None]:
+        """The environment profiles.yml reads the connection from, for the dbt process started meanwhile
+        (dagster-dbt hands dbt this process's environment), and the process's own again afterwards."""
+        wanted = dbt_env(self.settings)
+        before = {name: os.environ.get(name) for name in wanted}
+        os.environ.update(wanted)
+        try:
+            yield
+        finally:
+            for name, value in before.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
+
     def target_path(self) -> Path:
-        os.environ.update(dbt_env(self.settings))  # profiles.yml reads the connection from the environment
         state = self.folder / "partial_parse.msgpack"
         prepared = MANIFEST.parent / "partial_parse.msgpack"
         if prepared.exists() and (not state.exists() or state.stat().st_mtime < prepared.stat().st_mtime):
