@@ -285,6 +285,21 @@ def test_the_digest_schedule_runs_the_digest_job(make_platform):
     assert digest["team"] == "crm-operations" and digest["partition"] == today.isoformat()
 
 
+def test_fe_platform_run_settles_a_days_digest_once_and_then_reads_nothing_for_it(make_platform, monkeypatch):
+    p = make_platform()
+    land(p.lake, "sfdc_account", "SFDC_ACCOUNT_20261120.csv", delimited("sfdc_account", account_rows(3)))
+    p.ingest("sfdc_account")
+    from fe_platform.lib.delivery_log import read_delivery_log
+
+    today = read_delivery_log(p.lake, "sfdc_account")[0].ingested_at.date()
+    after_tick = datetime.combine(today + timedelta(days=1), datetime.min.time(), UTC).replace(hour=9)
+    assert "digest" in [a.kind for a in p.evaluate(now=after_tick, digest=True)]
+    # The day is over: later runs (every `fe-platform run`) do not read the delivery log for it again.
+    monkeypatch.setattr("fe_platform.defs.operations.alerts.digest_findings",
+                        lambda *_: pytest.fail("the settled day's digest was computed again"))
+    assert "digest" not in [a.kind for a in p.evaluate(now=after_tick + timedelta(hours=3), digest=True)]
+
+
 def test_outbox_holds_json_files_a_person_can_read(make_platform):
     p = make_platform()
     p.ingest("sfdc_account", key=quarantine_heavy(p))

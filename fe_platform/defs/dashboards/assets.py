@@ -22,7 +22,7 @@ from pathlib import Path
 import dagster as dg
 from dagster_dbt import get_asset_key_for_model
 
-from fe_platform.defs.dashboards.check_status import quality_status, upstream_check_keys
+from fe_platform.defs.dashboards.check_status import UpstreamResults, upstream_check_keys
 from fe_platform.defs.operations.freshness import freshness_policy
 from fe_platform.defs.warehouse.automation import ON_UPSTREAM_CHANGE
 from fe_platform.lib.dashboards.declarations import DASHBOARDS, Dashboard
@@ -69,11 +69,14 @@ def buildable(dashboards: Sequence[Dashboard], reporting: Mapping[str, Reporting
     return ok, left_out
 
 
+def dashboard_deps(dashboard: Dashboard, dbt_assets: Sequence[dg.AssetsDefinition]) -> list[dg.AssetKey]:
+    return [reporting_asset_key(dbt_assets, t) for t in dashboard.tables]
+
+
 def dashboard_asset(dashboard: Dashboard, settings: Settings, reporting: Mapping[str, ReportingTable],
-                    dbt_assets: Sequence[dg.AssetsDefinition], upstream_graph) -> dg.AssetsDefinition:
-    deps = [reporting_asset_key(dbt_assets, t) for t in dashboard.tables]
-    # The lineage is fixed with the code: the checks upstream of the dashboard are known when it is defined.
-    check_keys = upstream_check_keys(upstream_graph, deps)
+                    deps: Sequence[dg.AssetKey], check_keys: Sequence[dg.AssetCheckKey],
+                    upstream: UpstreamResults) -> dg.AssetsDefinition:
+    """`check_keys`: the checks upstream of the dashboard (the lineage is fixed with the code)."""
 
     @dg.asset(
         key=dashboard_key(dashboard),
@@ -91,7 +94,7 @@ def dashboard_asset(dashboard: Dashboard, settings: Settings, reporting: Mapping
         from fe_platform.lib.dashboards.extract import write_extract
         from fe_platform.lib.dashboards.preview import render_preview
 
-        quality = quality_status(context.instance, check_keys)
+        quality = upstream.quality_status(context.instance, context.run_id, check_keys)
         with warehouse.connect() as wh:
             tables = {name: wh.read_table(reporting[name].schema, name) for name in dashboard.tables}
         refreshed_at = datetime.now(UTC)
@@ -166,5 +169,8 @@ def build_dashboard_assets(settings: Settings, reporting: Mapping[str, Reporting
                            dbt_assets: Sequence[dg.AssetsDefinition], upstream_graph) -> list[dg.AssetsDefinition]:
     """`upstream_graph`: the asset graph of everything the dashboards sit on (ingestion, warehouse)."""
     dashboards, left_out = buildable(DASHBOARDS, reporting)
-    return [*(dashboard_asset(d, settings, reporting, dbt_assets, upstream_graph) for d in dashboards),
+    deps = {d.slug: dashboard_deps(d, dbt_assets) for d in dashboards}
+    check_keys = {d.slug: upstream_check_keys(upstream_graph, deps[d.slug]) for d in dashboards}
+    upstream = UpstreamResults(k for keys in check_keys.values() for k in keys)
+    return [*(dashboard_asset(d, settings, reporting, deps[d.slug], check_keys[d.slug], upstream) for d in dashboards),
             index_asset(settings, dashboards, left_out)]

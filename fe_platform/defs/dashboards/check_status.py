@@ -94,6 +94,18 @@ def latest_check_results(instance: dg.DagsterInstance, check_keys: Sequence[dg.A
     return results
 
 
-def quality_status(instance: dg.DagsterInstance, check_keys: Sequence[dg.AssetCheckKey]) -> QualityStatus:
-    """The data-quality status that the latest results of `check_keys` add up to."""
-    return summarize(latest_check_results(instance, check_keys))
+class UpstreamResults:
+    """The latest results of every check upstream of any dashboard, read once per run and shared by the run's
+    dashboards (their checks overlap almost whole; nothing upstream of them changes while they run)."""
+
+    def __init__(self, check_keys: Iterable[dg.AssetCheckKey]):
+        self.check_keys = sorted(set(check_keys), key=lambda k: k.to_user_string())
+        self._run_id: str | None = None
+        self._results: list[CheckResult] = []
+
+    def quality_status(self, instance: dg.DagsterInstance, run_id: str,
+                       check_keys: Sequence[dg.AssetCheckKey]) -> QualityStatus:
+        if run_id != self._run_id:
+            self._results, self._run_id = latest_check_results(instance, self.check_keys), run_id
+        names = {k.to_user_string() for k in check_keys}
+        return summarize([r for r in self._results if r.check in names])

@@ -51,10 +51,12 @@ def run_request(batch: Batch) -> dg.RunRequest:
 
 def plan_ingestion(lake: Lake, feed: Feed, ingestion: Ingestion) -> tuple[list[Batch], list[DeliveryRecord]]:
     """The feed's new deliveries in batches, after rejecting what no run can take (the one write here)."""
-    from fe_platform.lib.ingestion import reject
-
     plan = plan_landing(lake, feed, LogIndex.of(lake, feed.name), utc_today())
-    rejected = [reject(lake, feed, obj, problem) for obj, problem in plan.to_reject]
+    rejected = []
+    if plan.to_reject:
+        from fe_platform.lib.ingestion import reject  # the validation engine's imports: only when needed
+
+        rejected = [reject(lake, feed, obj, problem) for obj, problem in plan.to_reject]
     return batches(plan, ingestion.max_deliveries, ingestion.max_bytes), rejected
 
 

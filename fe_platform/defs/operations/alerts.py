@@ -18,7 +18,7 @@ recovered and failed again, whichever process looks.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
@@ -449,12 +449,7 @@ def tell(findings: list[Finding], settings: Settings, transports: Transports | N
     return alerts
 
 
-def _observe(ev: Evaluation, digest: bool) -> Iterator[list[Observation]]:
-    yield rejection_observations(ev)
-    yield freshness_observations(ev)
-    yield tick_observations(ev)
-    if digest:
-        yield digest_observations(ev, digest_day(ev.settings, ev.now))
+DIGEST_CURSOR = "digest"  # the last day whose digest was settled: the day is over, so it is settled once
 
 
 def evaluate_alerts(instance: dg.DagsterInstance, defs, lake: Lake, settings: Settings, now: datetime | None = None,
@@ -466,10 +461,15 @@ def evaluate_alerts(instance: dg.DagsterInstance, defs, lake: Lake, settings: Se
     """
     ev = evaluation(instance, defs, lake, settings, now)
     observations, cursor = run_observations(ev)
-    for more in _observe(ev, digest):
-        observations += more
+    observations += rejection_observations(ev) + freshness_observations(ev) + tick_observations(ev)
+    day = digest_day(ev.settings, ev.now).isoformat()
+    digest = digest and ev.ledger.cursor(DIGEST_CURSOR) != day
+    if digest:
+        observations += digest_observations(ev, date.fromisoformat(day))
     findings = settle(observations, ev.ledger, ev.now)
     ev.ledger.set_cursor("runs", str(cursor))
+    if digest:
+        ev.ledger.set_cursor(DIGEST_CURSOR, day)
     return tell(findings, settings, transports)
 
 

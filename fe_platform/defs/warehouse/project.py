@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
 
 from dagster_dbt import DbtCliResource, DbtProject
@@ -62,8 +63,19 @@ def dbt_project(settings: Settings) -> DbtProject:
     return DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR, target=settings.warehouse_target)
 
 
+class PlatformDbtCli(DbtCliResource):
+    """dagster-dbt runs `dbt --version` (a process that imports dbt: seconds) before every invocation to learn
+    the executable's version; the executable is this environment's own, so it is the installed dbt-core's."""
+
+    @cached_property
+    def _cli_version(self):
+        from packaging.version import Version
+
+        return Version(importlib.metadata.version("dbt-core"))
+
+
 def dbt_resource(settings: Settings) -> DbtCliResource:
-    return DbtCliResource(project_dir=dbt_project(settings), dbt_executable=str(DBT_EXECUTABLE),
+    return PlatformDbtCli(project_dir=dbt_project(settings), dbt_executable=str(DBT_EXECUTABLE),
                           target=settings.warehouse_target)
 
 
