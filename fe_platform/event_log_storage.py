@@ -22,6 +22,11 @@ class PooledSqliteEventLogStorage(ConsolidatedSqliteEventLogStorage):
     _engine: db.Engine | None = None
     _engine_pid: int | None = None
 
+    def __init__(self, base_dir, inst_data=None):
+        self._tables: set[str] = set()
+        self._asset_key_columns: set[str] = set()
+        super().__init__(base_dir, inst_data)
+
     def _pooled_engine(self) -> db.Engine:
         if self._engine is None or self._engine_pid != os.getpid():  # a forked process opens its own
             engine = db.create_engine(self._conn_string, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS})
@@ -33,6 +38,20 @@ class PooledSqliteEventLogStorage(ConsolidatedSqliteEventLogStorage):
     def _connect(self):
         with self._pooled_engine().connect() as conn, conn.begin():
             yield conn
+
+    # Dagster asks whether a table or column exists for every check or materialization event, by reflection on a
+    # new connection; what exists stays (only `dagster instance migrate` adds to the schema), so a yes is kept.
+    def has_table(self, table_name: str) -> bool:
+        if table_name not in self._tables:
+            with self._pooled_engine().connect() as conn:
+                if db.inspect(conn).has_table(table_name):
+                    self._tables.add(table_name)
+        return table_name in self._tables
+
+    def _has_asset_key_col_on_connection(self, conn, column_name: str) -> bool:
+        if column_name not in self._asset_key_columns and super()._has_asset_key_col_on_connection(conn, column_name):
+            self._asset_key_columns.add(column_name)
+        return column_name in self._asset_key_columns
 
     def dispose(self):
         super().dispose()

@@ -86,3 +86,16 @@ def test_the_daemon_evaluates_automation_without_anyone_starting_a_sensor(tmp_pa
     graph = defs.resolve_asset_graph()
     automated = {k for k in graph.get_all_asset_keys() if graph.get(k).automation_condition is not None}
     assert automated <= sensors[0].asset_selection.resolve(graph)
+
+
+def test_the_dbt_resource_knows_its_version_without_starting_dbt(tmp_path, monkeypatch):
+    import importlib.metadata
+
+    from fe_platform.defs.warehouse.project import dbt_resource
+
+    def no_process(*args, **kwargs):
+        raise AssertionError(f"started a process: {args}")
+
+    monkeypatch.setattr("dagster_dbt.core.resource.check_output", no_process)
+    dbt = dbt_resource(load_settings({"FE_HOME": str(tmp_path)}))
+    assert str(dbt._cli_version) == importlib.metadata.version("dbt-core")

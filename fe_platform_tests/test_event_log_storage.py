@@ -34,6 +34,8 @@ def test_the_project_instance_keeps_connections_open_and_shares_events_across_pr
         assert isinstance(storage, PooledSqliteEventLogStorage)
         for i in range(30):
             instance.report_runless_asset_event(dg.AssetMaterialization(KEY, metadata={"i": i}))
+        assert storage.has_table("asset_check_executions") and storage.has_asset_key_index_cols()
+        assert not storage.has_table("no_such_table")
         engine = storage._pooled_engine()
         # 30 events and their reads through one open connection, not one connection per event
         assert engine.pool.checkedin() == 1 and engine.pool.checkedout() == 0
