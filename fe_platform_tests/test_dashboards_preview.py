@@ -215,3 +215,16 @@ def test_a_category_the_data_does_not_know_reads_not_known():
          "reversed_fills": 0, "days_supply_dispensed": 90} for t, n in (("T1", "Boston"), (None, None))])
     frame = chart_frame(chart, rows)
     assert sorted(frame["territory_name"]) == ["(not known)", "Boston"]
+
+
+def test_a_monthly_chart_is_labelled_by_month(tables):
+    from fe_platform.lib.dashboards import chart_frame
+    from fe_platform.lib.dashboards.preview import _figure
+
+    chart = next(c for d in DASHBOARDS for c in d.charts if c.x == "month_start" and c.kind != "table")
+    frame = chart_frame(chart, tables[chart.table])
+    months = sorted(frame["month_start"].unique())[-4:]  # four months: a span that weekly ticks would label
+    fig = _figure(chart, frame[frame["month_start"].isin(months)])
+    fig.canvas.draw()
+    labels = [t.get_text() for t in fig.axes[0].get_xticklabels() if t.get_text()]
+    assert labels and all(re.fullmatch(r"[A-Z][a-z]{2} \d{4}", label) for label in labels), labels

@@ -138,9 +138,15 @@ def _value_locator(axis, fmt: str) -> None:
                                        min_n_ticks=1 if integer else 3))
 
 
-def _date_axis(ax, values: pd.Series) -> None:
-    """Readable date ticks: every week or two as "13 Nov" over a few months, months beyond."""
+def _date_axis(ax, values: pd.Series, monthly: bool = False) -> None:
+    """Readable date ticks: every week or two as "13 Nov" over a few months, months beyond; a monthly series
+    (its dates are months' first days) is labelled by month whatever its span."""
     days = (values.max() - values.min()).days if len(values) else 0
+    if monthly:
+        ax.xaxis.set_major_locator(mdates.MonthLocator())
+        ax.xaxis.set_major_formatter(mdates.DateFormatter("%b %Y"))
+        ax.xaxis.set_minor_locator(mdates.MonthLocator())
+        return
     if days <= 62:
         ax.xaxis.set_major_locator(mdates.WeekdayLocator(byweekday=values.min().weekday()))
         ax.xaxis.set_major_formatter(mdates.DateFormatter("%d %b"))
@@ -152,6 +158,10 @@ def _date_axis(ax, values: pd.Series) -> None:
         ax.xaxis.set_major_formatter(mdates.DateFormatter("%b %Y"))
     ax.xaxis.set_minor_locator(mdates.WeekdayLocator(byweekday=values.min().weekday()) if days <= 400
                                else mdates.MonthLocator())
+
+
+def _monthly(column: str) -> bool:
+    return column.startswith("month")
 
 
 def _style(ax) -> None:
@@ -170,7 +180,7 @@ def _draw_line(ax, df: pd.DataFrame, chart: Chart) -> None:
     _value_locator(ax.yaxis, fmt)
     ax.yaxis.set_major_formatter(_axis_formatter(fmt))
     if _is_time(df[chart.dimensions[0]]):
-        _date_axis(ax, df[chart.dimensions[0]])
+        _date_axis(ax, df[chart.dimensions[0]], _monthly(chart.dimensions[0]))
     if fmt == "pct" and (wide.min(axis=None) or 0) < 0:
         ax.axhline(0, color="#6b7280", linewidth=0.8)
     ax.set_xlabel(chart.x_label or chart.label_for(chart.dimensions[0]))
@@ -200,7 +210,7 @@ def _draw_bars(ax, df: pd.DataFrame, chart: Chart, stacked: bool) -> None:
         ax.xaxis_date()
         if stacked and fmt == "pct" and 0.99 <= bottom.max() <= 1.001:
             ax.set_ylim(0, 1)  # shares of a whole: the axis ends at 100%
-        _date_axis(ax, df[x_col])
+        _date_axis(ax, df[x_col], _monthly(x_col))
         _value_locator(ax.yaxis, fmt)
         ax.yaxis.set_major_formatter(_axis_formatter(fmt))
         ax.set_xlabel(chart.x_label or chart.label_for(x_col))
@@ -271,7 +281,7 @@ def _period_note(chart: Chart, table: pa.Table | None) -> str:
     covered = period(chart, table) if table is not None and table.num_rows else None
     if covered is None:
         return ""
-    monthly = chart.time_column.startswith("month")
+    monthly = _monthly(chart.time_column)
 
     first, last = covered
     label = chart.label_for(chart.time_column)
