@@ -94,7 +94,7 @@ def dashboard_asset(dashboard: Dashboard, settings: Settings, reporting: Mapping
         from fe_platform.lib.dashboards.extract import write_extract
         from fe_platform.lib.dashboards.preview import render_preview
 
-        quality = upstream.quality_status(context.instance, context.run_id, check_keys)
+        quality = upstream.quality_status(context.instance, context.run.run_id, check_keys)
         with warehouse.connect() as wh:
             tables = {name: wh.read_table(reporting[name].schema, name) for name in dashboard.tables}
         refreshed_at = datetime.now(UTC)
