@@ -202,6 +202,19 @@ def test_a_check_failing_everywhere_is_said_so_briefly(tmp_path):
     assert f">all {len(DASHBOARDS)}<" in text
 
 
+def test_an_error_check_that_warns_elsewhere_says_which_partitions_are_which(tmp_path):
+    """quarantine_by_rule is ERROR above a feed's threshold and WARN below it: the index must not call all of
+    its failing partitions ERROR (the demo's sp_dispense: 3 at ERROR, 39 at WARN)."""
+    results = [CheckResult("validated_sp_dispense:quarantine_by_rule", f"2026-11-{d:02d}", passed=False,
+                           severity="ERROR" if d in (4, 11) else "WARN") for d in range(2, 14)]
+    results.append(CheckResult("validated_sp_dispense:quarantine_by_rule", "2026-11-14", passed=True))
+    mixed = summarize(results)
+    assert mixed.failing[0].level == "ERROR" and mixed.failing[0].error_partitions == ("2026-11-11", "2026-11-04")
+    status = [dict(slug=d.slug, title=d.title, quality=mixed.to_json()) for d in DASHBOARDS]
+    text = render_index(status, tmp_path).read_text().split('id="failing-checks"')[1]
+    assert "12 of 13 partitions: ERROR in 2 (11 Nov 2026, 4 Nov 2026), WARN in 10 (13 Nov 2026," in text
+
+
 def test_a_category_the_data_does_not_know_reads_not_known():
     import pyarrow as pa
 

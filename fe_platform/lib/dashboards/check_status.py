@@ -50,6 +50,7 @@ class FailingCheck:
     partitions_evaluated: int
     last_failed_at: dt.datetime | None
     not_completed: int = 0  # how many of the failures are runs that did not complete
+    error_partitions: tuple[str, ...] = ()  # those of failed_partitions that failed at ERROR, latest first
 
     @property
     def asset(self) -> str:
@@ -63,7 +64,7 @@ class FailingCheck:
         return {"check": self.check, "level": self.level, "failed_partitions": list(self.failed_partitions),
                 "partitions_evaluated": self.partitions_evaluated,
                 "last_failed_at": self.last_failed_at.isoformat() if self.last_failed_at else None,
-                "not_completed": self.not_completed}
+                "not_completed": self.not_completed, "error_partitions": list(self.error_partitions)}
 
     @classmethod
     def from_json(cls, data: Mapping) -> FailingCheck:
@@ -71,7 +72,8 @@ class FailingCheck:
         return cls(check=data["check"], level=data["level"], failed_partitions=tuple(data["failed_partitions"]),
                    partitions_evaluated=int(data["partitions_evaluated"]),
                    last_failed_at=dt.datetime.fromisoformat(at) if at else None,
-                   not_completed=int(data.get("not_completed", 0)))
+                   not_completed=int(data.get("not_completed", 0)),
+                   error_partitions=tuple(data.get("error_partitions", ())))
 
 
 @dataclass(frozen=True)
@@ -139,6 +141,7 @@ def summarize(results: Iterable[CheckResult]) -> QualityStatus:
             partitions_evaluated=len(rs),
             last_failed_at=max(times) if times else None,
             not_completed=sum(1 for r in bad if not r.completed),
+            error_partitions=_latest_first(r.partition for r in bad if r.partition is not None and r.level == ERROR),
         ))
     failing.sort(key=lambda f: (-_RANK[f.level], f.check))
     return QualityStatus(level=worst(f.level for f in failing), checks=len(by_check), results=count,

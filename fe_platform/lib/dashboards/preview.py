@@ -379,13 +379,20 @@ def _partitions_text(f: FailingCheck) -> str:
     if not f.failed_partitions:
         return "the latest evaluation" if f.partitions_evaluated <= 1 else f"{f.partitions_evaluated} evaluations"
     n = len(f.failed_partitions)
+    plural = "s" if f.partitions_evaluated != 1 else ""
+    if 0 < len(f.error_partitions) < n:  # an ERROR check that only warns elsewhere: which is which
+        warned = tuple(p for p in f.failed_partitions if p not in set(f.error_partitions))
+        return (f"{n} of {f.partitions_evaluated} partition{plural}: ERROR in {len(f.error_partitions)} "
+                f"({_listed(f.error_partitions)}), WARN in {len(warned)} ({_listed(warned)})")
     if n == f.partitions_evaluated and n > MAX_PARTITIONS_NAMED:
         return f"all {n} partitions, the latest {_partition_words(f.failed_partitions[0])}"
-    names = [_partition_words(p) for p in f.failed_partitions[:MAX_PARTITIONS_NAMED]]
-    more = n - len(names)
-    listed = ", ".join(names) + (f" and {more} more" if more else "")
-    plural = "s" if f.partitions_evaluated != 1 else ""
-    return f"{n} of {f.partitions_evaluated} partition{plural}: {listed}"
+    return f"{n} of {f.partitions_evaluated} partition{plural}: {_listed(f.failed_partitions)}"
+
+
+def _listed(partitions: tuple[str, ...]) -> str:
+    names = [_partition_words(p) for p in partitions[:MAX_PARTITIONS_NAMED]]
+    more = len(partitions) - len(names)
+    return ", ".join(names) + (f" and {more} more" if more else "")
 
 
 def _partition_words(key: str) -> str:
