@@ -68,6 +68,27 @@ def test_every_delivery_has_the_outcome_the_manifest_expects(platform):
     assert outcomes == {f["key"]: f["expected"] for f in manifest["files"]}
 
 
+def test_the_outbox_tells_every_rejected_file_and_failed_error_check_to_its_owners(platform):
+    from fe_platform.lib.alerts.outbox import read_outbox
+    from fe_platform.lib.alerts.routing import owner_teams
+
+    settings, lake, _, _, _ = platform
+    alerts = [alert for _, alert in read_outbox(settings.home / "outbox")]
+    graph = build_definitions(settings).resolve_asset_graph()
+    for alert in alerts:
+        assert alert["team"] in owner_teams(graph.get(dg.AssetKey.from_user_string(alert["asset"])).owners), alert
+    rejected = {r.landing_key.rsplit("/", 1)[-1] for r in read_delivery_log(lake) if r.outcome == "rejected"}
+    assert rejected and {a["check"].split("@")[0] for a in alerts if a["kind"] == "delivery_rejected"} == rejected
+    instance = dagster_instance(settings)
+    failed_error = {
+        (key.asset_key.to_user_string(), key.name, record.partition)
+        for key in graph.asset_check_keys
+        for record in instance.event_log_storage.get_asset_check_execution_history(key, limit=1000)
+        if record.status.value == "FAILED" and record.evaluation.severity == dg.AssetCheckSeverity.ERROR}
+    assert failed_error and {(a["asset"], a["check"], a["partition"]) for a in alerts
+                             if a["kind"] == "check_failed"} == failed_error
+
+
 def test_warehouse_holds_every_validated_row(platform):
     settings, lake, _, _, _ = platform
     for feed in ("iqvia_rx", "sap_billing", "sfdc_call", "fx_rates"):
