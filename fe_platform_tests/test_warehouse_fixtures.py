@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import tempfile
 import time
 from collections.abc import Callable
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -29,6 +27,7 @@ import pytest
 from fe_platform.lib.feeds import FEEDS
 from fe_platform.lib.identifiers import npi_check_digit, sfdc_suffix
 from fe_platform.lib.warehouse import DELIVERIES_SCHEMA, LAKE_SCHEMA, Warehouse, create_table_sql, quote_ident
+from fe_platform.settings import environ_set
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DBT_PROJECT = PROJECT_ROOT / "dbt_project"
@@ -451,20 +450,6 @@ class DbtRun:
         return out
 
 
-@contextmanager
-def environment(env: dict[str, str]):
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
 class Dbt:
     """dbt in-process for one target: the project is parsed once and the manifest reused, so each
     invocation (even with other --vars, which are rendered at compile time) skips parsing."""
@@ -487,7 +472,7 @@ class Dbt:
         cli = [*args, "--project-dir", str(DBT_PROJECT), "--profiles-dir", str(DBT_PROJECT),
                "--target", self.target, "--target-path", self.target_path, "--log-level-file", "none"]
         started = time.monotonic()
-        with environment(self.env):
+        with environ_set(self.env):
             if self.manifest is None:
                 parsed = dbtRunner().invoke(["parse", *cli[len(args):]])
                 if not parsed.success:

@@ -7,14 +7,12 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from functools import cache, cached_property
 from pathlib import Path
 
 from dagster_dbt import DbtCliResource, DbtProject
 
-from fe_platform.settings import PROJECT_ROOT, Settings
+from fe_platform.settings import PROJECT_ROOT, Settings, environ_set
 
 DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
 MANIFEST = DBT_PROJECT_DIR / "target" / "manifest.json"
@@ -104,21 +102,10 @@ class DbtRun:
         self.settings = settings
         self.folder = settings.home / "dbt-target"
 
-    @contextmanager
-    def environment(self) -> Iterator[None]:
+    def environment(self):
         """The environment profiles.yml reads the connection from, for the dbt process started meanwhile
         (dagster-dbt hands dbt this process's environment), and the process's own again afterwards."""
-        wanted = dbt_env(self.settings)
-        before = {name: os.environ.get(name) for name in wanted}
-        os.environ.update(wanted)
-        try:
-            yield
-        finally:
-            for name, value in before.items():
-                if value is None:
-                    os.environ.pop(name, None)
-                else:
-                    os.environ[name] = value
+        return environ_set(dbt_env(self.settings))
 
     def target_path(self) -> Path:
         state = self.folder / "partial_parse.msgpack"
