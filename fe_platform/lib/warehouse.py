@@ -233,7 +233,9 @@ class Warehouse:
 
     def load_deliveries(self, source: ArrowSource) -> int:
         """Replace `lake.deliveries` by the whole delivery log (it is small and append-only)."""
-        raise NotImplementedError
+        rows = conform(read_arrow(source), DELIVERIES_SCHEMA, "delivery log")
+        self.ensure_source(DELIVERIES_TABLE)
+        return self._replace(DELIVERIES_TABLE, rows, "true", [])
 
     def read_table(self, schema: str, table: str) -> pa.Table:
         """A whole table as Arrow (the reporting tables the dashboards read are small)."""
@@ -314,12 +316,6 @@ class DuckDBWarehouse(Warehouse):
         return inserted
 
 
-    def load_deliveries(self, source: ArrowSource) -> int:
-        rows = conform(read_arrow(source), DELIVERIES_SCHEMA, "delivery log")
-        self.ensure_source(DELIVERIES_TABLE)
-        return self._replace(DELIVERIES_TABLE, rows, "true", [])
-
-
 def _arrow_rows(rows: pa.Table | pa.RecordBatchReader, batch_rows: int) -> Iterable[tuple]:
     """Rows as Python tuples, one record batch at a time (bounded memory)."""
     batches = rows if isinstance(rows, pa.RecordBatchReader) else rows.to_batches(max_chunksize=batch_rows)
@@ -372,12 +368,6 @@ class PostgresWarehouse(Warehouse):
             for sql, values in then:
                 cur.execute(sql, values)
         return inserted
-
-
-    def load_deliveries(self, source: ArrowSource) -> int:
-        rows = conform(read_arrow(source), DELIVERIES_SCHEMA, "delivery log")
-        self.ensure_source(DELIVERIES_TABLE)
-        return self._replace(DELIVERIES_TABLE, rows, "true", [])
 
 
 _IAM_ROLE = re.compile(r"arn:aws(-[a-z]+)*:iam::\d{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}")

@@ -14,6 +14,8 @@ reported per partition; `row_conservation` is blocking, and automation waits on 
 is loaded into the warehouse.
 """
 
+from collections import Counter
+
 import dagster as dg
 from dagster._core.definitions.asset_checks.asset_check_evaluation import (
     AssetCheckEvaluationTargetMaterializationData,
@@ -55,9 +57,7 @@ def delivery_log_spec(settings: Settings) -> dg.AssetSpec:
 
 
 def delivery_log_updated(records: list[DeliveryRecord]) -> dg.AssetMaterialization:
-    outcomes: dict[str, int] = {}
-    for record in records:
-        outcomes[record.outcome] = outcomes.get(record.outcome, 0) + 1
+    outcomes = Counter(record.outcome for record in records)
     return dg.AssetMaterialization(DELIVERY_LOG, metadata={"records": len(records), **outcomes})
 
 
