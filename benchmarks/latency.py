@@ -90,8 +90,8 @@ def generate(home: Path, weeks: int, hcps: int) -> None:
 
 
 def daemon_until_done(home: Path, timeout: float = 3600) -> float:
-    """`dagster-daemon run` on a home with only landing files, until every delivery is logged and the
-    dashboard index was built after the last of them."""
+    """`dagster-daemon run` on a home with only landing files, until every delivery is logged, no run is
+    queued or in progress, and the dashboard index was built after every other asset's last materialization."""
     import dagster as dg
 
     env = home_env(home)
@@ -110,11 +110,14 @@ def daemon_until_done(home: Path, timeout: float = 3600) -> float:
             if logged < landing:
                 continue
             with dg.DagsterInstance.get() as instance:
-                index = instance.fetch_materializations(dg.AssetKey(["dashboards", "index"]), limit=1).records
                 busy = instance.get_run_records(dg.RunsFilter(statuses=[
                     dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]),
                     limit=1)
-            if index and not busy:
+                latest = instance.get_latest_materialization_events(instance.all_asset_keys())
+            index = latest.get(dg.AssetKey(["dashboards", "index"]))
+            # done: nothing is running, and the index was built after every table (the dashboards go last)
+            if index and not busy and all(event.timestamp <= index.timestamp for key, event in latest.items()
+                                          if event and key.path[0] != "dashboards"):
                 return time.perf_counter() - started
         raise TimeoutError("the daemon did not finish")
     finally:

@@ -78,14 +78,16 @@ def test_every_asset_the_platform_builds_has_a_freshness_policy(graph):
 
 
 def test_the_daemon_evaluates_automation_without_anyone_starting_a_sensor(tmp_path):
-    """Dagster's default automation sensor starts stopped: a fresh `make dev` would ingest and never refresh."""
+    """`platform_refresh` runs by itself (a fresh `make dev` would otherwise ingest and never refresh) and
+    Dagster's own evaluator of the same conditions stays stopped, so that nothing is loaded twice."""
     defs = build_definitions(load_settings({"FE_HOME": str(tmp_path)}))
-    sensors = [s for s in defs.get_repository_def().sensor_defs
-               if isinstance(s, dg.AutomationConditionSensorDefinition)]
-    assert [(s.name, s.default_status) for s in sensors] == [("platform_automation", dg.DefaultSensorStatus.RUNNING)]
+    repository = defs.get_repository_def()
+    assert repository.get_sensor_def("platform_refresh").default_status == dg.DefaultSensorStatus.RUNNING
+    dagsters = [s for s in repository.sensor_defs if isinstance(s, dg.AutomationConditionSensorDefinition)]
+    assert [(s.name, s.default_status) for s in dagsters] == [("dagster_automation", dg.DefaultSensorStatus.STOPPED)]
     graph = defs.resolve_asset_graph()
     automated = {k for k in graph.get_all_asset_keys() if graph.get(k).automation_condition is not None}
-    assert automated <= sensors[0].asset_selection.resolve(graph)
+    assert automated <= dagsters[0].asset_selection.resolve(graph)  # else Dagster adds a default sensor
 
 
 def test_the_dbt_resource_knows_its_version_without_starting_dbt(tmp_path, monkeypatch):

@@ -9,7 +9,7 @@ from dagster._core.utils import make_new_run_id
 
 from fe_platform.definitions import build_definitions
 from fe_platform.defs.ingestion.assets import DELIVERY_LOG
-from fe_platform.defs.ingestion.sensors import FEED_TAG, RANGE_END, RANGE_START, landing_sensor
+from fe_platform.defs.ingestion.sensors import FEED_TAG, landing_sensor
 from fe_platform.defs.resources import ingestion_from_settings, lake_from_settings
 from fe_platform.lib.delivery_log import LogIndex, read_delivery_log
 from fe_platform.lib.feeds import FEEDS
@@ -18,6 +18,7 @@ from fe_platform.lib.lake import S3Lake
 from fe_platform.lib.planning import plan_landing
 from fe_platform.lib.zones import read_partition
 from fe_platform.runner.execution import Runner
+from fe_platform.runner.planning import RANGE_END, RANGE_START
 from fe_platform.runner.report import RunSummary
 from fe_platform.sample_data.generator import generate
 from fe_platform.settings import load_settings

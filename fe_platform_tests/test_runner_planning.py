@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from fe_platform.runner.planning import PlannedRun, plan_runs, with_downstream
+from fe_platform.runner.planning import RANGE_END, RANGE_START, PlannedRun, plan_runs, runs_to_start, with_downstream
 
 DAILY = dg.DailyPartitionsDefinition(start_date="2026-11-01")
 WEEKLY = dg.WeeklyPartitionsDefinition(start_date="2026-11-06", day_offset=5)
@@ -53,3 +53,31 @@ def test_loads_run_before_one_run_of_everything_unpartitioned_downstream():
 
 def test_nothing_requested_plans_nothing():
     assert plan_runs(graph(), with_downstream(graph(), {})) == []
+
+
+def test_scattered_partitions_are_one_run_over_their_range():
+    """Weekday deliveries over three weeks: one load, not a run per unbroken range as Dagster's automation plans."""
+    days = {"2026-11-02", "2026-11-03", "2026-11-09", "2026-11-10", "2026-11-16"}
+    [run] = plan_runs(graph(), {key("lake_sap"): days})
+    assert run.partitions == tuple(sorted(days))
+    assert run.tags == {RANGE_START: "2026-11-02", RANGE_END: "2026-11-16"}
+
+
+def test_a_run_starts_only_when_nothing_upstream_is_planned_before_it_or_in_progress():
+    requested = {key("lake_sap"): {"2026-11-02"}, key("lake_rx"): {"2026-11-06"}, key("stg_rx"): {None},
+                 key("rpt"): {None}}
+    start, waiting = runs_to_start(graph(), requested, busy=set())
+    # stg_rx needs lake_rx (planned in this tick), rpt needs both: they wait; the loads start side by side
+    assert sorted(run.assets for run in start) == [(key("lake_rx"),), (key("lake_sap"),)]
+    assert waiting == {key("stg_rx"): {None}, key("rpt"): {None}}
+
+    start, waiting = runs_to_start(graph(), waiting, busy={key("lake_sap")})
+    assert start == [] and waiting == {key("stg_rx"): {None}, key("rpt"): {None}}  # lake_sap still loading
+
+    start, waiting = runs_to_start(graph(), waiting, busy=set())
+    assert [run.assets for run in start] == [(key("rpt"), key("stg_rx"))] and waiting == {}
+
+
+def test_a_request_for_an_asset_in_progress_waits_for_it():
+    start, waiting = runs_to_start(graph(), {key("stg_sap"): {None}}, busy={key("stg_sap")})
+    assert start == [] and waiting == {key("stg_sap"): {None}}

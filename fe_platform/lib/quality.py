@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from fe_platform.lib.feeds import FEEDS, Feed, Reference
 from fe_platform.lib.lake import Lake
-from fe_platform.lib.zones import PartitionVersion, committed_partitions, current_version
+from fe_platform.lib.zones import MANIFEST, PartitionVersion, committed_partitions, current_version
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -112,14 +112,31 @@ def schema_drift(lake: Lake, feed: Feed, version: PartitionVersion) -> Verdict:
     return Verdict(passed=not version.drift_columns, metadata={"unexpected_columns": version.drift_columns})
 
 
-def _distinct(lake: Lake, version: PartitionVersion, column: str) -> pa.Array:
-    import pyarrow as pa
+# What every partition's check of a batch looks up: computed once per state of what it reads, since a
+# run checks its partitions one after another against the same reference data.
+_LOOKUPS: dict[tuple, object] = {}
 
-    values: set = set()
-    for batch in batches(lake, version, "validated", [column]):
-        values.update(batch.column(0).unique().to_pylist())
-    values.discard(None)
-    return pa.array(sorted(values), pa.string())
+
+def _remembered(key: tuple, compute: Callable[[], object]):
+    if key not in _LOOKUPS:
+        if len(_LOOKUPS) > 64:
+            _LOOKUPS.clear()
+        _LOOKUPS[key] = compute()
+    return _LOOKUPS[key]
+
+
+def _distinct(lake: Lake, version: PartitionVersion, column: str) -> pa.Array:
+    """The distinct values of one column of a partition version, sorted (remembered per version)."""
+    def compute():
+        import pyarrow as pa
+
+        values: set = set()
+        for batch in batches(lake, version, "validated", [column]):
+            values.update(batch.column(0).unique().to_pylist())
+        values.discard(None)
+        return pa.array(sorted(values), pa.string())
+
+    return _remembered(("distinct", lake.uri(version.folder("validated")), column), compute)
 
 
 def references(ref: Reference) -> Callable[[Lake, Feed, PartitionVersion], Verdict]:
@@ -143,15 +160,28 @@ def references(ref: Reference) -> Callable[[Lake, Feed, PartitionVersion], Verdi
     return measure
 
 
+def first_rate_dates(lake: Lake) -> dict[str, date]:
+    """The first date each currency has a rate, over every committed fx partition (EUR, the base: always);
+    remembered while no fx manifest changes."""
+    manifests = tuple(sorted((o.key, o.fingerprint) for o in lake.list("validated/fx_rates/")
+                             if o.key.endswith("/" + MANIFEST)))
+
+    def compute():
+        first_rate: dict[str, date] = {"EUR": date.min}
+        for key, _ in manifests:
+            fx = current_version(lake, "fx_rates", key.split("/")[2])
+            for batch in batches(lake, fx, "validated", ["rate_date", "quote_currency"]):
+                for day, currency in zip(*(c.to_pylist() for c in batch.columns), strict=True):
+                    if currency and day and day < first_rate.get(currency, date.max):
+                        first_rate[currency] = day
+        return first_rate
+
+    return _remembered(("first_rate", lake.uri("validated/fx_rates/"), manifests), compute)
+
+
 def fx_rate_available(lake: Lake, feed: Feed, version: PartitionVersion) -> Verdict:
     """Billing lines with no rate for their currency (or for USD) on or before the billing date."""
-    first_rate: dict[str, date] = {"EUR": date.min}
-    for partition in committed_partitions(lake, "fx_rates"):
-        fx = current_version(lake, "fx_rates", partition)
-        for batch in batches(lake, fx, "validated", ["rate_date", "quote_currency"]):
-            for day, currency in zip(*(c.to_pylist() for c in batch.columns), strict=True):
-                if currency and day and day < first_rate.get(currency, date.max):
-                    first_rate[currency] = day
+    first_rate = first_rate_dates(lake)
     usd = first_rate.get("USD")
     lacking, sample = 0, []
     columns = ["billing_document", "billing_item", "billing_date", "currency"]

@@ -163,21 +163,17 @@ class Runner:
 
     def refresh(self, cursor=None):
         """Ask automation what is stale; materialize it and what follows, in order; repeat."""
+        from fe_platform.defs.warehouse.automation import evaluate
+
         graph = self.defs.resolve_asset_graph()
         job = self.defs.resolve_implicit_global_asset_job_def()
         failed: set[dg.AssetKey] = set()  # asked for again by the next `fe-platform run`, not by this one
         for _ in range(MAX_ROUNDS):
-            result = dg.evaluate_automation_conditions(defs=self.defs, instance=self.instance, cursor=cursor)
-            cursor = result.cursor
-            requested = {k: set(result.get_requested_partitions(k)) for k in graph.get_all_asset_keys()
-                         if result.get_num_requested(k) and k not in failed}
+            requested, cursor = evaluate(self.defs, self.instance, cursor)
+            requested = {k: v for k, v in requested.items() if k not in failed}
             if not requested:
                 break
             for run in plan_runs(graph, with_downstream(graph, requested)):
-                tags = {}
-                if run.partitions:
-                    tags = {"dagster/asset_partition_range_start": run.partitions[0],
-                            "dagster/asset_partition_range_end": run.partitions[-1]}
                 built, total = 0, len(run.assets)
 
                 def on_event(event, total=total):
@@ -189,7 +185,8 @@ class Runner:
                         self.progress.status(f"  refreshing: {name} ({built} of {total} assets)")
 
                 self.progress.line(f"  refreshing {run.label}")
-                done = self.execute(job, f"refresh {run.label}", tags, on_event, asset_selection=list(run.assets))
+                done = self.execute(job, f"refresh {run.label}", run.tags, on_event,
+                                    asset_selection=list(run.assets))
                 if not done.success:
                     failed.update(run.assets)
         return cursor

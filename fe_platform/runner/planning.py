@@ -1,18 +1,26 @@
-"""Planning a one-shot refresh over the asset graph: pure functions, no instance, no I/O.
+"""Planning refreshes over the asset graph: pure functions, no instance, no I/O.
 
-Automation says which assets (and partitions) are stale; a one-shot run wants the whole chain now, in
-dependency order, in as few runs as a Dagster run allows: one run holds assets of one partitioning
-(plus unpartitioned ones downstream of nothing in another stage).
+Automation says which assets (and partitions) are stale; they go in dependency order into as few runs as
+a Dagster run allows: one run holds assets of one partitioning (plus unpartitioned ones downstream of
+nothing in another stage), over one partition range, however scattered its partitions are. A one-shot
+`fe-platform run` wants the whole chain now and runs the plan in order; the daemon's `platform_refresh`
+sensor starts the runs that depend on nothing planned or in progress and keeps the rest for a later tick.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import dagster as dg
 
 Requested = Mapping[dg.AssetKey, set[str | None]]  # asset -> partition keys (None: unpartitioned)
+RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
+
+
+def range_tags(partitions: tuple[str, ...] | list[str]) -> dict[str, str]:
+    """The tags of a run over the partitions from the first to the last of `partitions` (sorted)."""
+    return {RANGE_START: partitions[0], RANGE_END: partitions[-1]} if partitions else {}
 
 
 @dataclass(frozen=True)
@@ -26,6 +34,10 @@ class PlannedRun:
         more = f" +{len(self.assets) - 3}" if len(self.assets) > 3 else ""
         span = f" [{self.partitions[0]}..{self.partitions[-1]}]" if self.partitions else ""
         return f"{names}{more}{span}"
+
+    @property
+    def tags(self) -> dict[str, str]:
+        return range_tags(self.partitions)
 
 
 def with_downstream(graph, requested: Requested) -> dict[dg.AssetKey, set]:
@@ -51,8 +63,8 @@ def with_downstream(graph, requested: Requested) -> dict[dg.AssetKey, set]:
     return out
 
 
-def plan_runs(graph, requested: Requested) -> list[PlannedRun]:
-    """Requested assets in dependency order, cut into runs of one partitioning each."""
+def ancestry(graph) -> Callable[[dg.AssetKey], set[dg.AssetKey]]:
+    """`ancestors(key)`: every asset upstream of `key`, remembered."""
     upstream: dict[dg.AssetKey, set] = {}
 
     def ancestors(key):
@@ -61,6 +73,13 @@ def plan_runs(graph, requested: Requested) -> list[PlannedRun]:
             for parent in graph.get(key).parent_keys:
                 upstream[key] |= {parent} | ancestors(parent)
         return upstream[key]
+
+    return ancestors
+
+
+def plan_runs(graph, requested: Requested) -> list[PlannedRun]:
+    """Requested assets in dependency order, cut into runs of one partitioning each."""
+    ancestors = ancestry(graph)
 
     def kind(key):
         partitions = graph.get(key).partitions_def
@@ -82,3 +101,23 @@ def plan_runs(graph, requested: Requested) -> list[PlannedRun]:
         out.append(PlannedRun(tuple(sorted(stage, key=str)), partitions))
         remaining -= stage
     return out
+
+
+def runs_to_start(graph, requested: Requested, busy: set[dg.AssetKey]) -> tuple[list[PlannedRun], Requested]:
+    """Of the planned runs, those that can start now, and what waits (asset -> partitions).
+
+    A run waits while an asset it builds, or one upstream of them, is in an earlier run of the plan or in
+    a run in progress (`busy`): started together, the queue would run them side by side, out of order.
+    Nothing requested is dropped: what waits is planned again, with what is requested then."""
+    ancestors = ancestry(graph)
+    start, waiting = [], {}
+    held = set(busy)
+    for run in plan_runs(graph, requested):
+        needs = set(run.assets).union(*(ancestors(k) for k in run.assets))
+        if needs & held:
+            for key in run.assets:
+                waiting.setdefault(key, set()).update(requested[key])
+        else:
+            start.append(run)
+        held |= set(run.assets)
+    return start, waiting

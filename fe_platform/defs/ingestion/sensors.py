@@ -19,9 +19,9 @@ from fe_platform.lib.delivery_log import DeliveryRecord, LogIndex
 from fe_platform.lib.feeds import FEEDS, Feed
 from fe_platform.lib.lake import Lake
 from fe_platform.lib.planning import Batch, batches, plan_landing, utc_today
+from fe_platform.runner.planning import range_tags
 
 FEED_TAG = "fe_platform/feed"  # on every ingestion run; dagster.yaml runs one at a time per feed
-RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
 
 
 def ingestion_job_name(feed: Feed) -> str:
@@ -40,12 +40,11 @@ def ingestion_job(feed: Feed):
 def run_request(batch: Batch) -> dg.RunRequest:
     # No run key: Dagster would never start a run again under the key of one that failed, and a failed batch
     # must be asked for again. The sensor asks for nothing while the feed has a run queued or running.
-    partitions = batch.partitions
     return dg.RunRequest(
         job_name=ingestion_job_name(batch.feed),
         run_config={"ops": {f"ingest_{batch.feed.name}": {"config": {
             "landing_keys": [o.key for o in batch.deliveries]}}}},
-        tags={FEED_TAG: batch.feed.name, RANGE_START: partitions[0], RANGE_END: partitions[-1]},
+        tags={FEED_TAG: batch.feed.name, **range_tags(batch.partitions)},
     )
 
 
@@ -76,7 +75,7 @@ def reference_feeds_pending(instance: dg.DagsterInstance, lake: Lake, feed: Feed
 
 
 def landing_sensor(feed: Feed, job) -> dg.SensorDefinition:
-    @dg.sensor(name=f"{feed.name}_landing_sensor", job=job, minimum_interval_seconds=60,
+    @dg.sensor(name=f"{feed.name}_landing_sensor", job=job, minimum_interval_seconds=30,
                default_status=dg.DefaultSensorStatus.RUNNING,
                description=f"Starts ingestion runs for the new deliveries in landing/{feed.name}/.")
     def _sensor(context: dg.SensorEvaluationContext, lake: dg.ResourceParam[Lake],

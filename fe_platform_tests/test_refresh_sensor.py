@@ -1,0 +1,87 @@
+"""The daemon's `platform_refresh` sensor: the automation conditions, planned as `fe-platform run` plans them.
+
+Dagster's own automation sensor starts a run per unbroken partition range: weekday deliveries over three
+weeks are three lake loads per feed, each a process that loads the definitions. Here the loads of a tick
+are one run per partitioning, and what depends on them waits for a later tick instead of running beside them.
+"""
+
+from datetime import date
+
+import dagster as dg
+import pytest
+
+from fe_platform.definitions import build_definitions
+from fe_platform.defs.resources import lake_from_settings
+from fe_platform.lib.zones import committed_partitions
+from fe_platform.runner import dagster_instance
+from fe_platform.runner.execution import Runner
+from fe_platform.runner.planning import RANGE_END, RANGE_START
+from fe_platform.sample_data.generator import generate
+from fe_platform.settings import load_settings
+
+SAP_LAKE = dg.AssetKey(["warehouse", "lake", "sap_billing"])
+FACT = dg.AssetKey(["marts", "fct_billing_line"])
+
+
+@pytest.fixture(scope="module")
+def ingested(tmp_path_factory):
+    """Three weeks of every feed, ingested, nothing loaded into the warehouse yet."""
+    settings = load_settings({"FE_HOME": str(tmp_path_factory.mktemp("home"))})
+    generate(lake_from_settings(settings), date(2026, 11, 20), weeks=3, hcps=60, seed=3, defect_rate=0.0)
+    defs = build_definitions(settings)
+    instance = dagster_instance(settings)
+    runner = Runner(settings, defs, instance, echo=lambda _: None)
+    runner.ingest()
+    assert runner.summary.ok, runner.summary.failed_runs
+    return settings, defs, instance
+
+
+def tick(defs, instance, cursor=None) -> dg.SensorResult:
+    repository = defs.get_repository_def()
+    sensor = repository.get_sensor_def("platform_refresh")
+    return sensor(dg.build_sensor_context(instance=instance, repository_def=repository, cursor=cursor))
+
+
+def test_scattered_partitions_load_in_one_run_and_what_follows_waits(ingested):
+    settings, defs, instance = ingested
+    sap_days = committed_partitions(lake_from_settings(settings), "sap_billing")
+    graph = defs.resolve_asset_graph()
+    assert len(graph.get(SAP_LAKE).partitions_def.subset_with_partition_keys(sap_days)
+               .get_partition_key_ranges(graph.get(SAP_LAKE).partitions_def)) >= 3  # weekends break the range
+
+    first = tick(defs, instance)
+    loads = [r for r in first.run_requests if SAP_LAKE in r.asset_selection]
+    assert len(loads) == 1
+    assert (loads[0].tags[RANGE_START], loads[0].tags[RANGE_END]) == (sap_days[0], sap_days[-1])
+    # one run per partitioning for all lake tables, and nothing downstream of them started beside them
+    assert len(first.run_requests) <= 2
+    assert all(key.path[:2] == ["warehouse", "lake"] for r in first.run_requests for key in r.asset_selection)
+
+    job = defs.resolve_implicit_global_asset_job_def()
+    for request in first.run_requests:
+        assert job.execute_in_process(instance=instance, asset_selection=request.asset_selection,
+                                      tags=request.tags, raise_on_error=False).success
+    loaded = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=SAP_LAKE), limit=1000).records
+    assert sorted({r.partition_key for r in loaded}) == sap_days
+
+    second = tick(defs, instance, first.cursor)
+    [refresh] = second.run_requests  # what waited, now that nothing upstream of it is planned or running
+    assert FACT in refresh.asset_selection and dg.AssetKey(["dashboards", "index"]) in refresh.asset_selection
+    assert RANGE_START not in refresh.tags
+
+
+@pytest.mark.parametrize("running", ["refresh", "ingestion"])
+def test_a_run_in_progress_holds_back_what_depends_on_it(ingested, running):
+    _, defs, instance = ingested
+    if running == "refresh":  # a run that names its assets
+        run = instance.create_run_for_job(defs.resolve_implicit_global_asset_job_def(), asset_selection={SAP_LAKE},
+                                          status=dg.DagsterRunStatus.STARTED)
+    else:  # an ingestion run of the feed: its job names them
+        run = instance.create_run_for_job(defs.resolve_job_def("ingest_sap_billing_job"),
+                                          status=dg.DagsterRunStatus.STARTED)
+    try:
+        result = tick(defs, instance)
+        assert not any(FACT in r.asset_selection for r in result.run_requests)
+        assert "marts/fct_billing_line" in result.cursor
+    finally:
+        instance.report_run_failed(run)
