@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import warnings
 
 import dagster as dg
@@ -31,3 +32,6 @@ def build_definitions(s: Settings) -> dg.Definitions:
 
 
 defs = build_definitions(settings())
+# The definitions (dbt's manifest among them: some 400,000 objects) live as long as the process: the collector
+# need not walk them again, in each full collection of a run nor in the one at exit (most of a second).
+gc.freeze()

@@ -214,7 +214,7 @@ def run_platform(settings: Settings, echo: Echo = print, wait_seconds: float = 0
 
     Raises `PlatformBusy` when another `fe-platform run` (after `wait_seconds`) or the Dagster daemon
     works on this home."""
-    from fe_platform.definitions import build_definitions
+    from fe_platform import definitions
     from fe_platform.lib.locks import LockBusy
 
     logs = settings.home / "logs"
@@ -230,7 +230,8 @@ def run_platform(settings: Settings, echo: Echo = print, wait_seconds: float = 0
         if age is not None and age < DAEMON_FRESH:
             raise PlatformBusy(f"the Dagster daemon (`make dev`) is running on {settings.dagster_home}: it ingests "
                                f"and refreshes by itself; stop it before `fe-platform run`")
-        defs = build_definitions(settings)
+        # importing the code location built its definitions from the process's settings: the same, mostly
+        defs = definitions.defs if settings == definitions.settings() else definitions.build_definitions(settings)
         runner = Runner(settings, defs, instance, echo)
         runner.summary.log_path = logs / f"run-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.log"
         with open(runner.summary.log_path, "w") as log, redirect_stdout(log), redirect_stderr(log):
