@@ -138,6 +138,38 @@ def test_delivery_dates_are_refused_unless_real_dates(tmp_path):
         dbt.close()
 
 
+def test_the_window_in_the_environment_compiles_into_the_facts_without_parsing_again(tmp_path):
+    """Dagster passes the facts' window in FE_DBT_DELIVERY_DATES: another window at each run, and dbt keeps its
+    partial parse (another --vars at each run made it parse the whole project again, seconds per refresh)."""
+    import os
+    import subprocess
+    import sys
+
+    from fe_platform.lib.warehouse import DuckDBWarehouse
+    from fe_platform.settings import PROJECT_ROOT
+
+    path = tmp_path / "w.duckdb"
+    with DuckDBWarehouse(path) as wh:
+        load_all(wh)
+
+    def dbt(*args: str, window: dict | None = None) -> str:
+        env = {**os.environ, "FE_WAREHOUSE": "duckdb", "FE_DUCKDB_PATH": str(path),
+               "DBT_SEND_ANONYMOUS_USAGE_STATS": "false", "FE_DBT_DELIVERY_DATES": json.dumps(window or {})}
+        done = subprocess.run([str(Path(sys.executable).parent / "dbt"), *args,
+                               "--project-dir", str(PROJECT_ROOT / "dbt_project"), "--profiles-dir",
+                               str(PROJECT_ROOT / "dbt_project"), "--target-path", str(tmp_path / "target")],
+                              env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        return done.stdout
+
+    dbt("run", "--select", "+fct_rx_weekly")  # the fact exists, so the next compile is incremental
+    second = dbt("compile", "--select", "fct_rx_weekly", window={"iqvia_rx": ["2026-11-20"]})
+    assert "in (cast('2026-11-20' as date))" in second
+    third = dbt("compile", "--select", "fct_rx_weekly", window={"iqvia_rx": ["2026-11-13", "2026-11-20"]})
+    assert "in (cast('2026-11-13' as date), cast('2026-11-20' as date))" in third
+    assert "Unable to do partial parsing" not in second + third
+
+
 def test_dashboard_fixtures_follow_the_warehouse_definitions():
     """The fabricated tables hold what the models compute: the dashboards are tested on true shapes."""
     tables = {name: t.to_pylist() for name, t in fabricate_tables().items()}

@@ -585,7 +585,7 @@ def test_a_lake_that_cannot_be_written_is_named_on_the_console(killed_then_two_a
 
 def dbt_failure(error_messages: list[str]) -> str:
     """dagster-dbt's error for a failed `dbt build` (its own wording), with the error lines dbt logged."""
-    return ("The dbt CLI process with command\n\n`dbt build --vars {\"delivery_dates\": {}} --select fqn:*`\n\n"
+    return ("The dbt CLI process with command\n\n`dbt build --select fqn:*`\n\n"
             "failed with exit code `1`. Check the stdout in the Dagster compute logs for the full information about "
             "the error, or view the dbt debug log: /home/dbt-target/dbt.log." + "\n\n".join(
                 ["", "Errors parsed from dbt logs:", *error_messages]))

@@ -1,7 +1,9 @@
 {#-
   Incremental facts that follow a feed's deliveries. A fact names its feed in its YAML config
   (`config: {meta: {fe_platform: {delivery_feed: <feed>}}}`); the partitions it (re)processes in a run:
-  - var delivery_dates given ({"<feed>": ["YYYY-MM-DD", ...]}, as Dagster passes them): exactly the listed
+  - var delivery_dates given ({"<feed>": ["YYYY-MM-DD", ...]}), or else the same in the environment variable
+    FE_DBT_DELIVERY_DATES (as Dagster passes them: a var that changes at every run would make dbt parse the
+    whole project again each time; the variable is read only when the facts compile): exactly the listed
     partitions of its feed, none when its feed is not listed;
   - no delivery_dates var, incremental run: the partitions newer than the newest the table holds;
   - first build or --full-refresh: every partition.
@@ -23,9 +25,12 @@
     {{ return(feed) }}
 {%- endmacro %}
 
-{#- The processed partitions as checked 'YYYY-MM-DD' strings, or none when no delivery_dates var is set. -#}
+{#- The processed partitions as checked 'YYYY-MM-DD' strings, or none when no delivery_dates are given. -#}
 {% macro delivery_dates_to_process() -%}
     {%- set by_feed = var('delivery_dates', none) -%}
+    {%- if by_feed is none and execute and env_var('FE_DBT_DELIVERY_DATES', '') -%}
+        {%- set by_feed = fromjson(env_var('FE_DBT_DELIVERY_DATES')) -%}
+    {%- endif -%}
     {%- if by_feed is none -%}
         {{ return(none) }}
     {%- endif -%}

@@ -8,7 +8,6 @@ so lineage runs unbroken from landing to reporting; dbt tests are their asset ch
 are told, in `--vars`, which delivery partitions of their feed were loaded since they were last built.
 """
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -219,14 +218,12 @@ def dbt_model_assets(settings: Settings) -> list[dg.AssetsDefinition]:
     def warehouse_models(context: dg.AssetExecutionContext, dbt: DbtCliResource,
                          warehouse: dg.ResourceParam[WarehouseTarget]):
         windows, marks = delivery_dates(context, facts)
-        args = ["build"]
         if windows:
-            args += ["--vars", json.dumps({"delivery_dates": windows}, sort_keys=True)]
             context.log.info(f"incremental facts process delivery partitions {windows}")
-        with warehouse.writer_lock(), run.environment():
+        with warehouse.writer_lock(), run.environment(windows):
             with warehouse.connect() as wh:
                 wh.ensure_all_sources()
-            for event in dbt.cli(args, context=context, target_path=run.target_path()).stream():
+            for event in dbt.cli(["build"], context=context, target_path=run.target_path()).stream():
                 yield marked(context, event, marks)
 
     return [warehouse_models]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import os
 import shutil
 import subprocess
@@ -17,6 +18,9 @@ from fe_platform.settings import PROJECT_ROOT, Settings, environ_set
 DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
 MANIFEST = DBT_PROJECT_DIR / "target" / "manifest.json"
 DBT_EXECUTABLE = Path(sys.executable).parent / "dbt"
+
+
+DELIVERY_DATES_ENV = "FE_DBT_DELIVERY_DATES"  # {"<feed>": ["YYYY-MM-DD", ...]}: see delivery_window.sql
 
 
 def dbt_env(settings: Settings) -> dict[str, str]:
@@ -102,10 +106,15 @@ class DbtRun:
         self.settings = settings
         self.folder = settings.home / "dbt-target"
 
-    def environment(self):
+    def environment(self, delivery_dates: dict[str, list[str]] | None = None):
         """The environment profiles.yml reads the connection from, for the dbt process started meanwhile
-        (dagster-dbt hands dbt this process's environment), and the process's own again afterwards."""
-        return environ_set(dbt_env(self.settings))
+        (dagster-dbt hands dbt this process's environment), and the process's own again afterwards; with the
+        partitions each feed's incremental facts process (`delivery_window.sql`). They travel in the
+        environment rather than in `--vars`: dbt parses the whole project again whenever its --vars change,
+        which they do at every run, and reads this variable only when it compiles the facts."""
+        env = dbt_env(self.settings)
+        env[DELIVERY_DATES_ENV] = json.dumps(delivery_dates, sort_keys=True) if delivery_dates else ""
+        return environ_set(env)
 
     def target_path(self) -> Path:
         state = self.folder / "partial_parse.msgpack"
