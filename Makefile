@@ -15,6 +15,9 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
+	# Byte-compiled as pip compiles the packages it installs (an editable install is not): where
+	# PYTHONDONTWRITEBYTECODE is set, every process would otherwise compile the platform's modules again.
+	$(BIN)/python -m compileall -q fe_platform
 	touch $@
 
 # The dbt manifest is prepared ahead, so loading the Dagster definitions does not parse dbt.

@@ -61,3 +61,35 @@ def test_sql_answers_over_the_lake_with_the_catalog_names_and_nothing_else(home,
     assert json.loads(capsys.readouterr().out) == [{"partition": "2026-11-20", "n": 3, "q": 1, "outcome": "loaded"}]
     assert cli.main(["sql", "select * from read_csv('/etc/passwd')"]) == 1
     assert "disabled" in capsys.readouterr().err
+
+
+def test_the_summary_reads_each_delivery_record_once(home, monkeypatch):
+    """A run's summary counts the whole delivery log; a record never changes, so a run with nothing new reads
+    none of them again (it read every one, about a second and a half on the demo's 491)."""
+    from fe_platform.lib import delivery_log
+    from fe_platform.lib.ingestion import ingest_landing_file
+    from fe_platform.lib.lake import LocalLake
+    from fe_platform.runner import lake_lines
+    from fe_platform.settings import load_settings
+    from fe_platform_tests.test_ingestion import CLEAN, delimited, iqvia_rows, land
+
+    settings = load_settings({"FE_HOME": str(home)})
+    lake = LocalLake(home / "lake")
+    bad = dict(CLEAN["iqvia_rx"], prescriber_id="9", payer_type="UNKNOWN")
+    ingest_landing_file(lake, land(lake, "iqvia_rx", "RXDYN_WEEKLY_20261120.txt",
+                                   delimited("iqvia_rx", iqvia_rows(3) + [bad])), "k" * 20)
+    def iqvia_line(lines):
+        return next(line.split() for line in lines if line.split()[0] == "iqvia_rx")
+
+    first = lake_lines(settings, lake)
+    assert iqvia_line(first) == ["iqvia_rx", "1", "0", "0", "4", "3", "1"]
+
+    real = delivery_log.read_records
+    read = []
+    monkeypatch.setattr(delivery_log, "read_records", lambda lake_, entries: read.extend(entries) or
+                        real(lake_, entries))
+    assert lake_lines(settings, lake) == first and read == []
+    ingest_landing_file(lake, land(lake, "iqvia_rx", "RXDYN_WEEKLY_20261120.txt",
+                                   delimited("iqvia_rx", iqvia_rows(2))), "k" * 20)
+    assert iqvia_line(lake_lines(settings, lake)) == ["iqvia_rx", "2", "0", "0", "6", "5", "1"]
+    assert len(read) == 1

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 from fe_platform.runner.execution import PlatformBusy, dagster_instance, load_cursor, run_platform
 from fe_platform.runner.report import Echo, RunSummary
 from fe_platform.runner.report import print_summary as _print_summary
@@ -12,43 +15,63 @@ __all__ = ["PlatformBusy", "RunSummary", "dagster_instance", "load_cursor", "pri
 SUMMARY_LAYERS = ("lake", "staging", "intermediate", "marts", "reporting")
 
 
+def delivery_totals(lake, cache: Path) -> dict[str, list]:
+    """Per delivery-log file: feed, outcome, rows in, validated and quarantined. A record is a file of its own
+    that never changes, so each is read once: what earlier summaries read is kept in `cache` (a run with
+    nothing new then reads no Parquet at all)."""
+    from fe_platform.lib.delivery_log import LogIndex, read_records
+
+    known = json.loads(cache.read_text()) if cache.exists() else {}
+    entries = LogIndex.of(lake).entries
+    new = [e for e in entries if e.object_key not in known]
+    if new:
+        for r in read_records(lake, new):
+            known[r.object_key] = [r.feed, r.outcome, r.rows_in, r.rows_valid, r.rows_quarantined]
+        temporary = cache.with_suffix(".tmp")
+        temporary.write_text(json.dumps(known))
+        temporary.replace(cache)
+    return {e.object_key: known[e.object_key] for e in entries}
+
+
 def lake_lines(settings: Settings, lake) -> list[str]:
     """Deliveries and rows per feed, all time, from the delivery log."""
-    from fe_platform.lib.delivery_log import read_delivery_log
     from fe_platform.lib.feeds import FEEDS
 
-    log = read_delivery_log(lake)
+    totals = delivery_totals(lake, settings.home / "delivery_totals.json").values()
     lines = [f"  lake: {settings.lake_root}",
              f"  {'feed':15} {'loaded':>7} {'rejected':>8} {'duplicate':>9} {'rows in':>10} {'validated':>10} "
              f"{'quarantined':>11}"]
     for feed in FEEDS:
-        records = [r for r in log if r.feed == feed]
-        loaded = [r for r in records if r.outcome == "loaded"]
-        count = {o: sum(r.outcome == o for r in records) for o in ("loaded", "rejected", "duplicate")}
+        records = [t for t in totals if t[0] == feed]
+        loaded = [t for t in records if t[1] == "loaded"]
+        count = {o: sum(t[1] == o for t in records) for o in ("loaded", "rejected", "duplicate")}
         lines.append(f"  {feed:15} {count['loaded']:>7} {count['rejected']:>8} {count['duplicate']:>9} "
-                     f"{sum(r.rows_in for r in loaded):>10,} {sum(r.rows_valid for r in loaded):>10,} "
-                     f"{sum(r.rows_quarantined for r in loaded):>11,}")
+                     f"{sum(t[2] for t in loaded):>10,} {sum(t[3] for t in loaded):>10,} "
+                     f"{sum(t[4] for t in loaded):>11,}")
     return lines
 
 
 def warehouse_lines(settings: Settings, target) -> list[str]:
-    """Rows per warehouse layer, and per reporting table."""
+    """Rows per warehouse layer (its tables: counting a view would run its query), and per reporting table."""
     from fe_platform.lib.warehouse import qualified
 
     try:
         with target.connect() as warehouse:
-            tables = warehouse.query(
-                "select table_schema, table_name from information_schema.tables "
+            relations = warehouse.query(
+                "select table_schema, table_name, table_type from information_schema.tables "
                 "where table_schema in ('lake', 'staging', 'intermediate', 'marts', 'reporting') order by 1, 2")
             rows = {(schema, name): warehouse.query(f"select count(*) from {qualified(schema, name)}")[0][0]
-                    for schema, name in tables}
+                    for schema, name, kind in relations if kind != "VIEW"}
     except Exception as exc:  # the summary must not hide the run's own outcome
         return [f"  warehouse: not readable ({exc})"]
     lines = [f"  warehouse ({settings.warehouse_target}, {settings.warehouse_location()}): rows per layer"]
     for layer in SUMMARY_LAYERS:
-        mine = {name: n for (schema, name), n in rows.items() if schema == layer}
-        if mine:
-            lines.append(f"    {layer:13} {sum(mine.values()):>10,} rows in {len(mine)} relations")
+        tables = [n for (schema, _), n in rows.items() if schema == layer]
+        views = sum(1 for schema, _, kind in relations if schema == layer and kind == "VIEW")
+        held = ([f"{sum(tables):>10,} rows in {len(tables)} tables"] if tables else []) + \
+            ([f"{views} views"] if views else [])
+        if held:
+            lines.append(f"    {layer:13} {' and '.join(held)}")
     lines += [f"      {name:26} {n:>8,}" for (schema, name), n in rows.items() if schema == "reporting"]
     return lines
 
