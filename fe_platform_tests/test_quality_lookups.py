@@ -26,12 +26,18 @@ def lake(tmp_path_factory):
     return lake
 
 
-def test_fx_rates_are_read_once_for_every_billing_partition_until_one_changes(lake, monkeypatch):
+@pytest.fixture
+def reads(monkeypatch) -> list[str]:
+    """The feed of every partition version the checks read, in order; nothing remembered before."""
     reads = []
     real = quality.batches
     monkeypatch.setattr(quality, "batches", lambda lake_, version, zone, columns=None:
                         reads.append(version.feed) or real(lake_, version, zone, columns))
     quality._LOOKUPS.clear()
+    return reads
+
+
+def test_fx_rates_are_read_once_for_every_billing_partition_until_one_changes(lake, reads):
     billing = committed_partitions(lake, "sap_billing")
     fx = committed_partitions(lake, "fx_rates")
     assert len(billing) >= 5 and len(fx) >= 5
@@ -48,12 +54,7 @@ def test_fx_rates_are_read_once_for_every_billing_partition_until_one_changes(la
     assert reads.count("fx_rates") == 2 * len(fx)
 
 
-def test_a_reference_feed_is_read_once_per_version(lake, monkeypatch):
-    reads = []
-    real = quality.batches
-    monkeypatch.setattr(quality, "batches", lambda lake_, version, zone, columns=None:
-                        reads.append(version.feed) or real(lake_, version, zone, columns))
-    quality._LOOKUPS.clear()
+def test_a_reference_feed_is_read_once_per_version(lake, reads):
     feed = FEEDS["sap_billing"]
     [ref] = [r for r in feed.references if r.target_feed == "product_master"]
     measure = quality.references(ref)

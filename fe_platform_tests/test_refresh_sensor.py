@@ -85,3 +85,9 @@ def test_a_run_in_progress_holds_back_what_depends_on_it(ingested, running):
         assert "marts/fct_billing_line" in result.cursor
     finally:
         instance.report_run_failed(run)
+
+
+def test_what_waits_for_an_asset_the_code_no_longer_has_is_let_go(ingested):
+    _, defs, instance = ingested
+    result = tick(defs, instance, '{"waiting": {"marts/fct_retired": [null]}}')
+    assert "fct_retired" not in (result.cursor or "")

@@ -87,7 +87,9 @@ def refresh_sensor() -> dg.SensorDefinition:
 
         state = json.loads(context.cursor) if context.cursor else {}
         cursor = _decode(state["automation"]) if "automation" in state else None
-        waiting = {dg.AssetKey.from_user_string(k): set(v) for k, v in state.get("waiting", {}).items()}
+        graph = context.repository_def.asset_graph
+        waiting = {key: set(v) for k, v in state.get("waiting", {}).items()
+                   if graph.has(key := dg.AssetKey.from_user_string(k))}  # (an asset the code no longer has)
         requested, cursor = evaluate(context.repository_def, context.instance, cursor)
         if not requested and not waiting:
             # Not keeping this evaluation's cursor is safe: the next one starts where this one started and
@@ -95,7 +97,6 @@ def refresh_sensor() -> dg.SensorDefinition:
             return dg.SkipReason("nothing is stale")
         for key, partitions in waiting.items():
             requested.setdefault(key, set()).update(partitions)
-        graph = context.repository_def.asset_graph
         start, waiting = runs_to_start(graph, requested, busy_assets(context.instance, context.repository_def))
         for run in start:
             context.log.info(f"refresh {run.label}")
