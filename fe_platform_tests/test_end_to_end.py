@@ -232,3 +232,20 @@ def test_a_run_that_only_rejects_files_still_reaches_data_quality_reporting(plat
                              "and landing_key in ('landing/sfdc_call/SFDC_CALL_2026-11-16.csv', "
                              "'landing/product_master/PRODUCT_MASTER_20261116.csv')")[0][0]
     assert rejected == 2
+
+
+def test_the_summary_counts_the_rows_of_tables_and_names_the_views(platform):
+    """Counting a view runs its query (the staging layer is views over the lake): the summary counts tables."""
+    from fe_platform.defs.resources import warehouse_from_settings
+    from fe_platform.runner import warehouse_lines
+
+    settings = platform[0]
+    lines = warehouse_lines(settings, warehouse_from_settings(settings))
+    by_layer = {line.split()[0]: line.split()[1:] for line in lines}
+    views = sql(settings, "select count(*) from information_schema.tables "
+                          "where table_schema = 'staging' and table_type = 'VIEW'")[0][0]
+    assert views > 0 and by_layer["staging"] == [str(views), "views"]
+    tables = sql(settings, "select table_name from information_schema.tables "
+                           "where table_schema = 'lake' and table_type = 'BASE TABLE'")
+    rows = sum(sql(settings, f'select count(*) from lake."{name}"')[0][0] for (name,) in tables)
+    assert by_layer["lake"] == [f"{rows:,}", "rows", "in", str(len(tables)), "tables"]

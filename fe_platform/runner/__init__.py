@@ -69,7 +69,7 @@ def warehouse_lines(settings: Settings, target) -> list[str]:
         tables = [n for (schema, _), n in rows.items() if schema == layer]
         views = sum(1 for schema, _, kind in relations if schema == layer and kind == "VIEW")
         held = ([f"{sum(tables):>10,} rows in {len(tables)} tables"] if tables else []) + \
-            ([f"{views} views"] if views else [])
+            ([f"{views} views" if tables else f"{views:>10} views"] if views else [])
         if held:
             lines.append(f"    {layer:13} {' and '.join(held)}")
     lines += [f"      {name:26} {n:>8,}" for (schema, name), n in rows.items() if schema == "reporting"]
