@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from fe_platform.lib.feeds import FEEDS, Feed, Reference
 from fe_platform.lib.lake import Lake
-from fe_platform.lib.zones import MANIFEST, PartitionVersion, committed_partitions, current_version
+from fe_platform.lib.zones import PartitionVersion, committed_manifests, committed_partitions, current_version
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -163,8 +163,7 @@ def references(ref: Reference) -> Callable[[Lake, Feed, PartitionVersion], Verdi
 def first_rate_dates(lake: Lake) -> dict[str, date]:
     """The first date each currency has a rate, over every committed fx partition (EUR, the base: always);
     remembered while no fx manifest changes."""
-    manifests = tuple(sorted((o.key, o.fingerprint) for o in lake.list("validated/fx_rates/")
-                             if o.key.endswith("/" + MANIFEST)))
+    manifests = tuple((o.key, o.fingerprint) for o in committed_manifests(lake, "fx_rates"))
 
     def compute():
         first_rate: dict[str, date] = {"EUR": date.min}

@@ -24,7 +24,7 @@ import secrets
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 
-from fe_platform.lib.lake import Lake
+from fe_platform.lib.lake import Lake, LakeObject
 
 MANIFEST = "_manifest.json"
 ZONES = ("validated", "quarantine")
@@ -122,9 +122,14 @@ def current_version(lake: Lake, feed: str, partition: str) -> PartitionVersion |
     return PartitionVersion.from_json(lake.read_bytes(key).decode())
 
 
+def committed_manifests(lake: Lake, feed: str) -> list[LakeObject]:
+    """The manifests of a feed's committed partitions, in partition order."""
+    return sorted((o for o in lake.list(f"validated/{feed}/") if o.key.endswith("/" + MANIFEST)), key=lambda o: o.key)
+
+
 def committed_partitions(lake: Lake, feed: str) -> list[str]:
     """Partitions of a feed with a committed version, in order."""
-    return sorted(o.key.split("/")[2] for o in lake.list(f"validated/{feed}/") if o.key.endswith("/" + MANIFEST))
+    return [o.key.split("/")[2] for o in committed_manifests(lake, feed)]
 
 
 def commit(lake: Lake, version: PartitionVersion) -> None:

@@ -5,7 +5,8 @@ partition version's Parquet parts in, Redshift COPYs its S3 folder), each partit
 transaction with the version it now holds. The dbt models are assets whose upstreams are those tables,
 so lineage runs unbroken from landing to reporting; dbt tests are their asset checks. A refresh is one
 `dbt build` of everything stale: the incremental facts (those whose dbt config names a `delivery_feed`)
-are told, in `--vars`, which delivery partitions of their feed were loaded since they were last built.
+are told, in FE_DBT_DELIVERY_DATES, which delivery partitions of their feed were loaded since they were last
+built.
 """
 
 from collections.abc import Mapping
