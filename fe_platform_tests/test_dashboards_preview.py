@@ -241,3 +241,48 @@ def test_a_monthly_chart_is_labelled_by_month(tables):
     fig.canvas.draw()
     labels = [t.get_text() for t in fig.axes[0].get_xticklabels() if t.get_text()]
     assert labels and all(re.fullmatch(r"[A-Z][a-z]{2} \d{4}", label) for label in labels), labels
+
+
+
+def test_a_refresh_draws_again_only_the_charts_whose_values_changed(tmp_path, tables, monkeypatch):
+    import os
+
+    from fe_platform.lib.dashboards import preview
+
+    brand = dashboard("brand-performance")
+    journal, draw = tmp_path / "drawn", preview._figure
+
+    def drawing(chart, df, note=""):  # in the forked processes that draw: they tell it in a file
+        with open(journal, "a") as f:
+            f.write(f"{os.getpid()} {chart.title}\n")
+        return draw(chart, df, note)
+
+    def drawn() -> list[str]:
+        lines = journal.read_text().splitlines() if journal.exists() else []
+        journal.unlink(missing_ok=True)
+        return sorted(line.split(" ", 1)[1] for line in lines)
+
+    monkeypatch.setattr(preview, "_figure", drawing)
+    render_preview(brand, tables, tmp_path, REFRESHED, ALL_PASS)
+    drawers = {line.split(" ", 1)[0] for line in journal.read_text().splitlines()}
+    if os.cpu_count() > 1:  # drawn side by side, in forked processes
+        assert str(os.getpid()) not in drawers and len(drawers) > 1
+    assert drawn() == sorted(c.title for c in brand.charts)
+    first = {p.name: p.read_bytes() for p in (tmp_path / brand.slug).glob("chart-*.png")}
+
+    # the same values, a new status: the page says the status, the pictures are the ones drawn before
+    page = render_preview(brand, tables, tmp_path, REFRESHED + dt.timedelta(days=1), FAILING).read_text()
+    assert drawn() == [] and 'data-level="ERROR"' in page
+    assert {p.name: p.read_bytes() for p in (tmp_path / brand.slug).glob("chart-*.png")} == first
+
+    # one measure's values change: the charts that show it are drawn again, and only they
+    changed = brand.charts[0].table
+    table = tables[changed]
+    measure = brand.charts[0].y[0]
+    doubled = {**tables, changed: table.set_column(table.column_names.index(measure), measure,
+                                                   pc.multiply(table[measure], 2))}
+    render_preview(brand, doubled, tmp_path, REFRESHED, ALL_PASS)
+    showing = {n: c.title for n, c in enumerate(brand.charts, start=1) if c.table == changed and measure in c.y}
+    assert drawn() == sorted(showing.values()) and 0 < len(showing) < len(brand.charts)
+    after = {p.name: p.read_bytes() for p in (tmp_path / brand.slug).glob("chart-*.png")}
+    assert [name for name in sorted(first) if after[name] != first[name]] == sorted(f"chart-{n}.png" for n in showing)

@@ -101,3 +101,13 @@ def test_the_dbt_resource_knows_its_version_without_starting_dbt(tmp_path, monke
     monkeypatch.setattr("dagster_dbt.core.resource.check_output", no_process)
     dbt = dbt_resource(load_settings({"FE_HOME": str(tmp_path)}))
     assert str(dbt._cli_version) == importlib.metadata.version("dbt-core")
+
+
+def test_a_dbt_invocation_opens_no_dbt_adapter_in_this_process(tmp_path):
+    from fe_platform.defs.warehouse.project import dbt_resource, load_manifest
+
+    dbt = dbt_resource(load_settings({"FE_HOME": str(tmp_path)}))
+    invocation = dbt.cli(["ls", "--select", "stg_sap__billing_lines"], manifest=load_manifest(),
+                         target_path=tmp_path / "target")
+    assert invocation.wait().is_successful()
+    assert invocation.adapter is None

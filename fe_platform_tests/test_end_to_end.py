@@ -16,6 +16,7 @@ import pytest
 from tableauhyperapi import Connection
 
 from fe_platform.definitions import build_definitions
+from fe_platform.defs.ingestion.sensors import FEED_TAG
 from fe_platform.defs.resources import lake_from_settings
 from fe_platform.defs.warehouse.project import prepare_manifest
 from fe_platform.lib.dashboards import load_reporting_tables
@@ -27,6 +28,7 @@ from fe_platform.lib.zones import committed_partitions, read_partition
 from fe_platform.runner import dagster_instance, load_cursor, run_platform
 from fe_platform.runner.execution import Runner
 from fe_platform.runner.planning import with_downstream
+from fe_platform.runner.side_by_side import run_slots
 from fe_platform.sample_data.generator import generate
 from fe_platform.settings import load_settings
 
@@ -60,6 +62,25 @@ def test_first_run_succeeds_and_materializes_every_asset(platform):
              and not instance.fetch_materializations(k, limit=1).records]
     assert never == []
     assert any("rejected" in line for line in lines)  # the generated file-level defects were reported
+
+
+def test_feeds_are_ingested_side_by_side_and_after_their_reference_data(platform):
+    settings, *_ = platform
+    instance = dagster_instance(settings)
+    if run_slots(instance) < 2:
+        pytest.skip("one core: runs go one at a time")  # CI's machines have two
+    runs = {}
+    for record in instance.get_run_records(dg.RunsFilter(tags={FEED_TAG: list(FEEDS)})):
+        feed = record.dagster_run.tags[FEED_TAG]
+        first, last = runs.get(feed, (record.start_time, record.end_time))
+        runs[feed] = (min(first, record.start_time), max(last, record.end_time))
+    assert set(runs) == set(FEEDS)
+    overlapping = [(a, b) for a in runs for b in runs if a < b
+                   and runs[a][0] < runs[b][1] and runs[b][0] < runs[a][1]]
+    assert overlapping, runs
+    for feed in FEEDS.values():
+        for reference in feed.reference_feeds:
+            assert runs[reference][1] <= runs[feed.name][0], (reference, feed.name)
 
 
 def test_every_delivery_has_the_outcome_the_manifest_expects(platform):

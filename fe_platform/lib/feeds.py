@@ -117,6 +117,12 @@ class Feed:
     def landing_prefix(self) -> str:
         return f"landing/{self.name}/"
 
+    @property
+    def reference_feeds(self) -> tuple[str, ...]:
+        """The other feeds whose data this feed's rules look up or its checks refer to: ingested before it."""
+        names = [lookup.feed for lookup in self.lookups] + [ref.target_feed for ref in self.references]
+        return tuple(name for name in dict.fromkeys(names) if name != self.name)
+
     def data_time(self, filename: str) -> datetime | None:
         """The instant a landing file's data ends (UTC): the time in its name, else the end of its data
         date. None when the name is not this feed's (only ASCII digits make a date)."""
@@ -457,9 +463,8 @@ def _reference_data_first(feeds: dict[str, Feed]) -> dict[str, Feed]:
         if feed.name in ordered:
             return
         assert feed.name not in path, f"reference cycle: {' -> '.join(path + (feed.name,))}"
-        for target in [lookup.feed for lookup in feed.lookups] + [ref.target_feed for ref in feed.references]:
-            if target != feed.name:
-                place(feeds[target], path + (feed.name,))
+        for target in feed.reference_feeds:
+            place(feeds[target], path + (feed.name,))
         ordered[feed.name] = feed
 
     for feed in feeds.values():

@@ -19,7 +19,7 @@ import dagster as dg
 
 from fe_platform.lib.locks import file_lock
 from fe_platform.runner.planning import plan_runs, with_downstream
-from fe_platform.runner.report import Echo, Progress, RunSummary, delivery_from_event
+from fe_platform.runner.report import Delivery, Echo, Progress, RunOutcome, RunSummary, delivery_from_event
 from fe_platform.settings import PROJECT_ROOT, Settings
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -99,31 +99,42 @@ class Runner:
         self.settings, self.defs, self.instance = settings, defs, instance
         self.summary = RunSummary()
         self.progress = Progress(echo)
+        self.runner_id = runner_id()  # the runs it forks carry it too: this process owns them and the home
 
     def execute(self, job: dg.JobDefinition, label: str, tags: dict, on_event=None, run_config=QUIET,
-                asset_selection=None) -> dg.ExecuteInProcessResult:
+                asset_selection=None) -> RunOutcome:
         from dagster._core.utils import make_new_run_id
 
-        run_id = make_new_run_id()
+        outcome = self.make_run(job, make_new_run_id(), tags, on_event, run_config, asset_selection)
+        self.record(outcome, label)
+        return outcome
+
+    def make_run(self, job: dg.JobDefinition, run_id: str, tags: dict, on_event=None, run_config=QUIET,
+                 asset_selection=None) -> RunOutcome:
         if on_event:
             self.instance.add_event_listener(run_id, on_event)
         result = job.execute_in_process(instance=self.instance, run_id=run_id, raise_on_error=False,
-                                        tags={**tags, RUNNER_TAG: runner_id()}, run_config=run_config,
+                                        tags={**tags, RUNNER_TAG: self.runner_id}, run_config=run_config,
                                         asset_selection=asset_selection)
-        reason = self.summary.add_run(result, label)
-        if reason:
-            self.progress.line(f"  RUN FAILED: {label}: {reason}")
-        return result
+        return RunOutcome.of(result)
+
+    def record(self, outcome: RunOutcome, label: str) -> None:
+        self.summary.add_run(outcome, label)
+        if not outcome.success:
+            self.progress.line(f"  RUN FAILED: {label}: {outcome.reason}")
 
     def ingest(self) -> None:
+        """Every feed's new deliveries, in batches: one run per batch, different feeds' runs side by side."""
+        from dagster._core.utils import make_new_run_id
+
         from fe_platform.defs.ingestion.sensors import ingestion_job_name, plan_ingestion, run_request
         from fe_platform.lib.feeds import FEEDS
+        from fe_platform.runner.side_by_side import IngestionRun, run_side_by_side, run_slots
 
         resources = self.defs.resources
         lake, ingestion = resources["lake"], resources["ingestion"]
         plans = {feed: plan_ingestion(lake, feed, ingestion) for feed in FEEDS.values()}
-        total = sum(len(b.deliveries) for batches, _ in plans.values() for b in batches)
-        done = 0
+        runs = []
         for feed, (batches, rejected) in plans.items():
             for record in rejected:
                 self.progress.line(f"  {feed.name:15} {record.landing_key.rsplit('/', 1)[-1]:34} rejected: "
@@ -134,18 +145,32 @@ class Runner:
                 self.instance.report_runless_asset_event(delivery_log_updated(rejected))
             job = self.defs.resolve_job_def(ingestion_job_name(feed))
             for batch in batches:
-                def on_event(event, feed=feed):
-                    nonlocal done
-                    delivery = delivery_from_event(event)
-                    if delivery:
-                        done += 1
-                        self.summary.deliveries.append(delivery)
-                        self.progress.line(f"  {done:>4}/{total} {delivery.line}")
-                        self.progress.status(f"  ingesting {feed.name}: {done}/{total} deliveries")
+                request, run_id = run_request(batch), make_new_run_id()
 
-                request = run_request(batch)
-                self.execute(job, f"ingest {feed.name} ({len(batch.deliveries)} deliveries)", dict(request.tags),
-                             on_event, run_config={**QUIET, **request.run_config})
+                def make(tell, job=job, request=request, run_id=run_id) -> RunOutcome:
+                    def on_event(event):
+                        if delivery := delivery_from_event(event):
+                            tell(delivery)
+
+                    return self.make_run(job, run_id, dict(request.tags), on_event,
+                                         run_config={**QUIET, **request.run_config})
+
+                runs.append(IngestionRun(feed, f"ingest {feed.name} ({len(batch.deliveries)} deliveries)", run_id,
+                                         make))
+        total = sum(len(b.deliveries) for batches, _ in plans.values() for b in batches)
+
+        def delivered(delivery: Delivery) -> None:
+            self.summary.deliveries.append(delivery)
+            self.progress.line(f"  {len(self.summary.deliveries):>4}/{total} {delivery.line}")
+            self.progress.status(f"  ingesting: {len(self.summary.deliveries)}/{total} deliveries")
+
+        slots = run_slots(self.instance)
+        if slots > 1 and len(runs) > 1:
+            run_side_by_side(runs, slots, self.instance, delivered,
+                             lambda run, outcome: self.record(outcome, run.label))
+            return
+        for run in runs:
+            self.record(run.make(delivered), run.label)
 
     def tell_owners(self) -> None:
         """The alerts the daemon's sensor would send, and the metrics (aws), for what this run did. Telling

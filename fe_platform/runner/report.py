@@ -46,6 +46,26 @@ def delivery_from_event(event: dg.EventLogEntry) -> Delivery | None:
 
 
 @dataclass
+class RunOutcome:
+    """What a finished run did, from its events. Plain data: a run made in a forked process sends it back."""
+
+    success: bool
+    materialized: list[str] = field(default_factory=list)
+    checks_passed: int = 0
+    checks_failed: list[str] = field(default_factory=list)  # "<asset>:<check> (<severity>)"
+    reason: str | None = None  # why it failed
+
+    @classmethod
+    def of(cls, result: dg.ExecuteInProcessResult) -> RunOutcome:
+        evaluations = result.get_asset_check_evaluations()
+        return cls(result.success, [e.asset_key.to_user_string() for e in result.get_asset_materialization_events()],
+                   sum(e.passed for e in evaluations),
+                   [f"{e.asset_key.to_user_string()}:{e.check_name} ({e.severity.value})"
+                    for e in evaluations if not e.passed],
+                   None if result.success else failure_reason(result))
+
+
+@dataclass
 class RunSummary:
     deliveries: list[Delivery] = field(default_factory=list)
     runs: int = 0
@@ -60,22 +80,13 @@ class RunSummary:
     def ok(self) -> bool:
         return not self.failed_runs
 
-    def add_run(self, result: dg.ExecuteInProcessResult, label: str) -> str | None:
-        """Count a finished run's events; returns why it failed, or None."""
+    def add_run(self, outcome: RunOutcome, label: str) -> None:
         self.runs += 1
-        for event in result.get_asset_materialization_events():
-            self.materialized.append(event.asset_key.to_user_string())
-        for evaluation in result.get_asset_check_evaluations():
-            if evaluation.passed:
-                self.checks_passed += 1
-            else:
-                self.checks_failed.append(f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name} "
-                                          f"({evaluation.severity.value})")
-        if result.success:
-            return None
-        reason = failure_reason(result)
-        self.failed_runs.append(f"{label}: {reason}")
-        return reason
+        self.materialized += outcome.materialized
+        self.checks_passed += outcome.checks_passed
+        self.checks_failed += outcome.checks_failed
+        if not outcome.success:
+            self.failed_runs.append(f"{label}: {outcome.reason}")
 
 
 def failure_reason(result: dg.ExecuteInProcessResult) -> str:

@@ -65,9 +65,9 @@ def feed_is_busy(instance: dg.DagsterInstance, feed: Feed) -> bool:
 
 
 def reference_feeds_pending(instance: dg.DagsterInstance, lake: Lake, feed: Feed) -> list[str]:
-    """The feeds whose data `feed`'s rules look up and that have deliveries not ingested yet."""
+    """The feeds whose data `feed`'s rules look up or its checks refer to, that have deliveries not ingested yet."""
     pending = []
-    for name in dict.fromkeys(lookup.feed for lookup in feed.lookups):
+    for name in feed.reference_feeds:
         reference = FEEDS[name]
         if feed_is_busy(instance, reference) or plan_landing(lake, reference, LogIndex.of(lake, name), utc_today()).new:
             pending.append(name)

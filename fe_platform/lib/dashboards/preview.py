@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import functools
+import hashlib
 import html
 import io
 import math
+import multiprocessing
 import os
 import tempfile
 from collections.abc import Mapping
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import matplotlib
@@ -30,6 +34,7 @@ import pandas as pd  # noqa: E402
 import pyarrow as pa  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import FuncFormatter, MaxNLocator  # noqa: E402
+from PIL import Image  # noqa: E402 (matplotlib's own dependency)
 
 from .check_status import ERROR, OK, WARN, FailingCheck, QualityStatus, merge  # noqa: E402
 from .data import chart_frame, period, series_order  # noqa: E402
@@ -320,11 +325,63 @@ def _figure(chart: Chart, df: pd.DataFrame, note: str = "") -> Figure:
     return fig
 
 
-def _png(fig: Figure) -> bytes:
+def _png(fig: Figure, fingerprint: str) -> bytes:
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None}, facecolor="white")
+    fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None, FINGERPRINT: fingerprint},
+                facecolor="white")
     plt.close(fig)
     return buf.getvalue()
+
+
+FINGERPRINT = "fe_platform-fingerprint"  # the PNG text chunk naming what the picture was drawn from
+
+
+@functools.cache
+def _renderer_version() -> str:
+    return hashlib.sha256(Path(__file__).read_bytes() + matplotlib.__version__.encode()).hexdigest()
+
+
+def _fingerprint(chart: Chart, df: pd.DataFrame, note: str) -> str:
+    """What a chart's picture shows: its declaration, its values and its note, as drawn by this renderer."""
+    digest = hashlib.sha256(f"{_renderer_version()}|{chart!r}|{note}|{list(df.columns)}|{list(df.dtypes)}".encode())
+    digest.update(pd.util.hash_pandas_object(df, index=False).to_numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _drawn_before(path: Path, fingerprint: str) -> bytes | None:
+    """The picture at `path`, if it was drawn from what `fingerprint` names."""
+    try:
+        drawn = path.read_bytes()
+        with Image.open(io.BytesIO(drawn)) as image:
+            return drawn if image.info.get(FINGERPRINT) == fingerprint else None
+    except (OSError, ValueError):  # not there yet, or not a picture we can read
+        return None
+
+
+def _draw(chart: Chart, df: pd.DataFrame, note: str, fingerprint: str) -> bytes:
+    return _png(_figure(chart, df, note), fingerprint)
+
+
+def _chart_pngs(charts: list[tuple[Chart, pd.DataFrame, str]], png_dir: Path) -> list[bytes]:
+    """Each chart's picture, `<png_dir>/chart-<n>.png`. One drawn earlier from the same declaration, values and
+    note is kept (a refresh draws only the charts whose values changed: drawing is most of a dashboard's
+    refresh). The others are drawn side by side in forked processes, one per core: drawing is Python work that
+    holds its core."""
+    fingerprints = [_fingerprint(*chart) for chart in charts]
+    paths = [png_dir / f"chart-{n}.png" for n in range(1, len(charts) + 1)]
+    pngs = [_drawn_before(path, fingerprint) for path, fingerprint in zip(paths, fingerprints, strict=True)]
+    todo = [i for i, png in enumerate(pngs) if png is None]
+    jobs = [(*charts[i], fingerprints[i]) for i in todo]
+    workers = min(len(todo), os.cpu_count() or 1)
+    if workers > 1 and "fork" in multiprocessing.get_all_start_methods():
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+            drawn = list(pool.map(_draw, *zip(*jobs, strict=True)))
+    else:
+        drawn = [_draw(*job) for job in jobs]
+    for i, png in zip(todo, drawn, strict=True):
+        _write_atomic(paths[i], png)
+        pngs[i] = png
+    return pngs
 
 
 # ---------------------------------------------------------------- HTML
@@ -503,13 +560,12 @@ def render_preview(dashboard: Dashboard, tables: Mapping[str, pa.Table], out_dir
     """
     out_dir = Path(out_dir)
     png_dir = out_dir / dashboard.slug
-    sections = []
-    for n, chart in enumerate(dashboard.charts, start=1):
+    sections, charts = [], []
+    for chart in dashboard.charts:
         table = tables.get(chart.table)
-        df = chart_frame(chart, table) if table is not None else pd.DataFrame()
-        note = _period_note(chart, table)
-        png = _png(_figure(chart, df, note))
-        _write_atomic(png_dir / f"chart-{n}.png", png)
+        charts.append((chart, chart_frame(chart, table) if table is not None else pd.DataFrame(),
+                       _period_note(chart, table)))
+    for n, ((chart, df, note), png) in enumerate(zip(charts, _chart_pngs(charts, png_dir), strict=True), start=1):
         title = html.escape(chart.title)
         if df.empty:
             body = f'<div class="nodata">{NO_DATA}</div>'
