@@ -8,9 +8,11 @@ conditions what is now stale and materializes that, until nothing more is reques
 
 from __future__ import annotations
 
+import importlib
 import os
 import shutil
 import socket
+import threading
 from contextlib import redirect_stderr, redirect_stdout
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -27,6 +29,15 @@ RUNNER_TAG = "fe_platform/runner"  # host:pid of the `fe-platform run` that exec
 MAX_ROUNDS = 4  # evaluations until automation requests nothing more
 DAEMON_FRESH = timedelta(minutes=2)
 LEFTOVER_AGE = timedelta(minutes=15)
+
+
+DASHBOARD_RENDERER = "fe_platform.lib.dashboards.preview"
+
+
+def import_meanwhile(module: str) -> None:
+    """Import `module` on a thread of its own. Before a run's dashboards, its dbt build works for seconds in a
+    process of its own while this one waits; the dashboards' renderer (matplotlib) takes a second to import."""
+    threading.Thread(target=importlib.import_module, args=(module,), name=f"import {module}", daemon=True).start()
 
 
 class PlatformBusy(RuntimeError):
@@ -210,6 +221,8 @@ class Runner:
                         self.progress.status(f"  refreshing: {name} ({built} of {total} assets)")
 
                 self.progress.line(f"  refreshing {run.label}")
+                if any(key.path[0] == "dashboards" for key in run.assets):
+                    import_meanwhile(DASHBOARD_RENDERER)
                 done = self.execute(job, f"refresh {run.label}", run.tags, on_event,
                                     asset_selection=list(run.assets))
                 if not done.success:
