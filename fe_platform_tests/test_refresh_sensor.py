@@ -39,7 +39,8 @@ def ingested(tmp_path_factory):
 def tick(defs, instance, cursor=None) -> dg.SensorResult:
     repository = defs.get_repository_def()
     sensor = repository.get_sensor_def("platform_refresh")
-    return sensor(dg.build_sensor_context(instance=instance, repository_def=repository, cursor=cursor))
+    return sensor(dg.build_sensor_context(instance=instance, repository_def=repository, cursor=cursor,
+                                          resources={"lake": defs.resources["lake"]}))
 
 
 def test_scattered_partitions_load_in_one_run_and_what_follows_waits(ingested):
@@ -91,3 +92,26 @@ def test_what_waits_for_an_asset_the_code_no_longer_has_is_let_go(ingested):
     _, defs, instance = ingested
     result = tick(defs, instance, '{"waiting": {"marts/fct_retired": [null]}}')
     assert "fct_retired" not in (result.cursor or "")
+
+
+def test_what_follows_a_feed_waits_for_its_landed_deliveries_unless_its_ingestion_failed(ingested):
+    """On a backlog (a fresh home), the warehouse is not built once per feed that the sensors reach: what follows
+    a feed with landed deliveries not ingested yet waits for them. A feed whose last ingestion run failed holds
+    nothing back: its files wait for a fix."""
+    settings, defs, instance = ingested
+    lake = lake_from_settings(settings)
+    latest = sorted(o.key for o in lake.list("landing/sap_billing/"))[-1]
+    landed = "landing/sap_billing/SAP_BILLING_20261121.csv"
+    lake.put_bytes(lake.read_bytes(latest).replace(b"\n9", b"\n8", 1), landed)
+    try:
+        held = tick(defs, instance)
+        assert not any(FACT in r.asset_selection for r in held.run_requests)
+        assert "marts/fct_billing_line" in held.cursor
+
+        run = instance.create_run_for_job(defs.resolve_job_def("ingest_sap_billing_job"),
+                                          tags={"fe_platform/feed": "sap_billing"}, status=dg.DagsterRunStatus.STARTED)
+        instance.report_run_failed(run)
+        let_go = tick(defs, instance)
+        assert any(FACT in r.asset_selection for r in let_go.run_requests)
+    finally:
+        lake.delete([landed])

@@ -2,8 +2,9 @@
 
 It takes the home's writer lock, marks the runs of a killed earlier `fe-platform run` failed (so their
 work is asked for again) and removes what killed writes left behind; then it plans every feed's new
-deliveries with the sensors' own code and runs each batch in-process, and asks the assets' automation
-conditions what is now stale and materializes that, until nothing more is requested.
+deliveries with the sensors' own code and runs each batch (different feeds' side by side, each in a process
+forked from this one), and asks the assets' automation conditions what is now stale and materializes that
+in-process, until nothing more is requested.
 """
 
 from __future__ import annotations

@@ -34,10 +34,10 @@ class IngestionRun:
 
 def run_slots(instance: dg.DagsterInstance) -> int:
     """How many runs go at once: the instance's run queue limit, at most one per core (one machine does them
-    all); one for an in-memory instance, which a forked process cannot write to."""
+    all); one for an in-memory instance, which a forked process cannot write to, or where processes cannot fork."""
     from dagster._core.run_coordinator import QueuedRunCoordinator
 
-    if instance.is_ephemeral:
+    if instance.is_ephemeral or "fork" not in multiprocessing.get_all_start_methods():
         return 1
     cores = os.cpu_count() or 1
     coordinator = instance.run_coordinator

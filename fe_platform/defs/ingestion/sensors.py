@@ -64,6 +64,15 @@ def feed_is_busy(instance: dg.DagsterInstance, feed: Feed) -> bool:
                                          limit=1))
 
 
+def deliveries_waiting(instance: dg.DagsterInstance, lake: Lake, feed: Feed) -> bool:
+    """Whether the feed has new landing files its sensor is to start a run for; not while its latest ingestion
+    run failed: its files then wait for a fix, and must hold back nothing else."""
+    if not plan_landing(lake, feed, LogIndex.of(lake, feed.name), utc_today()).new:
+        return False
+    latest = instance.get_run_records(RunsFilter(tags={FEED_TAG: feed.name}), limit=1)
+    return not latest or latest[0].dagster_run.status != dg.DagsterRunStatus.FAILURE
+
+
 def reference_feeds_pending(instance: dg.DagsterInstance, lake: Lake, feed: Feed) -> list[str]:
     """The feeds whose data `feed`'s rules look up or its checks refer to, that have deliveries not ingested yet."""
     pending = []
@@ -75,7 +84,7 @@ def reference_feeds_pending(instance: dg.DagsterInstance, lake: Lake, feed: Feed
 
 
 def landing_sensor(feed: Feed, job) -> dg.SensorDefinition:
-    @dg.sensor(name=f"{feed.name}_landing_sensor", job=job, minimum_interval_seconds=30,
+    @dg.sensor(name=f"{feed.name}_landing_sensor", job=job, minimum_interval_seconds=10,
                default_status=dg.DefaultSensorStatus.RUNNING,
                description=f"Starts ingestion runs for the new deliveries in landing/{feed.name}/.")
     def _sensor(context: dg.SensorEvaluationContext, lake: dg.ResourceParam[Lake],

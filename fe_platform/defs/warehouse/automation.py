@@ -14,6 +14,8 @@ import zlib
 import dagster as dg
 from dagster_shared.serdes import deserialize_value, serialize_value
 
+from fe_platform.lib.lake import Lake
+
 _updated = (dg.AutomationCondition.newly_updated() & ~dg.AutomationCondition.executed_with_root_target()) \
     | dg.AutomationCondition.will_be_requested()
 _idle = ~dg.AutomationCondition.any_deps_in_progress() & ~dg.AutomationCondition.in_progress()
@@ -63,9 +65,14 @@ def _decode(text: str):
     return deserialize_value(zlib.decompress(base64.b64decode(text)).decode())
 
 
-def busy_assets(instance: dg.DagsterInstance, repository: dg.RepositoryDefinition) -> set[dg.AssetKey]:
-    """The assets of every run queued or in progress: a refresh names them, an ingestion run its job does."""
+def busy_assets(instance: dg.DagsterInstance, repository: dg.RepositoryDefinition, lake) -> set[dg.AssetKey]:
+    """The assets of every run queued or in progress (a refresh names them, an ingestion run its job does), and
+    of the ingestion runs the landing sensors are to start: on a backlog, what follows a feed waits for all of
+    its landed deliveries instead of being built once per sensor tick."""
     from dagster._core.storage.dagster_run import NOT_FINISHED_STATUSES, RunsFilter
+
+    from fe_platform.defs.ingestion.sensors import deliveries_waiting, ingestion_job_name
+    from fe_platform.lib.feeds import FEEDS
 
     busy = set()
     for record in instance.get_run_records(RunsFilter(statuses=list(NOT_FINISHED_STATUSES))):
@@ -74,6 +81,9 @@ def busy_assets(instance: dg.DagsterInstance, repository: dg.RepositoryDefinitio
             busy |= run.asset_selection
         elif repository.has_job(run.job_name):
             busy |= repository.get_job(run.job_name).asset_layer.selected_asset_keys
+    for feed in FEEDS.values():
+        if repository.has_job(ingestion_job_name(feed)) and deliveries_waiting(instance, lake, feed):
+            busy |= repository.get_job(ingestion_job_name(feed)).asset_layer.selected_asset_keys
     return busy
 
 
@@ -82,7 +92,7 @@ def refresh_sensor() -> dg.SensorDefinition:
                asset_selection=dg.AssetSelection.all(),
                description="Evaluates the automation conditions and starts what they ask for, planned as "
                            "`fe-platform run` plans it: one run per stage, over the range of its partitions.")
-    def platform_refresh(context: dg.SensorEvaluationContext):
+    def platform_refresh(context: dg.SensorEvaluationContext, lake: dg.ResourceParam[Lake]):
         from fe_platform.runner.planning import runs_to_start
 
         state = json.loads(context.cursor) if context.cursor else {}
@@ -97,7 +107,7 @@ def refresh_sensor() -> dg.SensorDefinition:
             return dg.SkipReason("nothing is stale")
         for key, partitions in waiting.items():
             requested.setdefault(key, set()).update(partitions)
-        start, waiting = runs_to_start(graph, requested, busy_assets(context.instance, context.repository_def))
+        start, waiting = runs_to_start(graph, requested, busy_assets(context.instance, context.repository_def, lake))
         for run in start:
             context.log.info(f"refresh {run.label}")
         if waiting:

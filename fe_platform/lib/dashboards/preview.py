@@ -325,15 +325,15 @@ def _figure(chart: Chart, df: pd.DataFrame, note: str = "") -> Figure:
     return fig
 
 
+FINGERPRINT = "fe_platform-fingerprint"  # the PNG text chunk naming what the picture was drawn from
+
+
 def _png(fig: Figure, fingerprint: str) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None, FINGERPRINT: fingerprint},
                 facecolor="white")
     plt.close(fig)
     return buf.getvalue()
-
-
-FINGERPRINT = "fe_platform-fingerprint"  # the PNG text chunk naming what the picture was drawn from
 
 
 @functools.cache
