@@ -286,3 +286,44 @@ def test_a_refresh_draws_again_only_the_charts_whose_values_changed(tmp_path, ta
     assert drawn() == sorted(showing.values()) and 0 < len(showing) < len(brand.charts)
     after = {p.name: p.read_bytes() for p in (tmp_path / brand.slug).glob("chart-*.png")}
     assert [name for name in sorted(first) if after[name] != first[name]] == sorted(f"chart-{n}.png" for n in showing)
+
+
+def test_a_drawing_process_ends_with_the_process_that_forked_it():
+    """Guards against a killed run's drawing processes living on: forked, they hold the run's locks (the home's,
+    the warehouse's) through the files they inherited, and every later run would find the home busy."""
+    import multiprocessing
+    import os
+    import signal
+    import time
+    from concurrent.futures import ProcessPoolExecutor
+    from pathlib import Path
+
+    from fe_platform.lib.dashboards import preview
+
+    read, write = os.pipe()
+    run = os.fork()
+    if run == 0:  # the run's process: it starts a drawing process, says which, and waits to be killed
+        pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork"),
+                                   initializer=preview._die_with_parent)
+        os.write(write, str(pool.submit(os.getpid).result()).encode())
+        time.sleep(120)
+        os._exit(0)
+    os.close(write)
+    drawing = int(os.read(read, 64))
+    os.close(read)
+    os.kill(run, signal.SIGKILL)
+    os.waitpid(run, 0)
+
+    def alive() -> bool:
+        stat = Path(f"/proc/{drawing}/stat")
+        try:
+            return stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
+        except (FileNotFoundError, IndexError):
+            return False
+
+    deadline = time.monotonic() + 30
+    while alive() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if alive():
+        os.kill(drawing, signal.SIGKILL)
+        pytest.fail("the drawing process outlived the run that forked it")

@@ -94,24 +94,43 @@ def test_what_waits_for_an_asset_the_code_no_longer_has_is_let_go(ingested):
     assert "fct_retired" not in (result.cursor or "")
 
 
-def test_what_follows_a_feed_waits_for_its_landed_deliveries_unless_its_ingestion_failed(ingested):
+def ingestion_ran(defs, instance, feed: str, status: dg.DagsterRunStatus) -> None:
+    instance.create_run_for_job(defs.resolve_job_def(f"ingest_{feed}_job"), tags={"fe_platform/feed": feed},
+                                status=status)
+
+
+def test_what_follows_a_feed_waits_for_its_landed_deliveries_unless_they_are_stuck(ingested):
     """On a backlog (a fresh home), the warehouse is not built once per feed that the sensors reach: what follows
-    a feed with landed deliveries not ingested yet waits for them. A feed whose last ingestion run failed holds
-    nothing back: its files wait for a fix."""
+    a feed with landed deliveries not ingested yet waits for them. Deliveries that wait for a fix hold nothing
+    back: those of a feed whose last ingestion run failed, and those of a feed whose sensor waits for such a
+    reference feed (SAP billing waits for the FX rates)."""
+    from fe_platform.defs.warehouse.automation import busy_assets
+
     settings, defs, instance = ingested
     lake = lake_from_settings(settings)
+
+    def sap_held() -> bool:
+        return dg.AssetKey("validated_sap_billing") in busy_assets(instance, defs.get_repository_def(), lake)
+
     latest = sorted(o.key for o in lake.list("landing/sap_billing/"))[-1]
     landed = "landing/sap_billing/SAP_BILLING_20261121.csv"
+    assert not sap_held()
     lake.put_bytes(lake.read_bytes(latest).replace(b"\n9", b"\n8", 1), landed)
+    fx = sorted(o.key for o in lake.list("landing/fx_rates/"))[-1]
+    fx_bytes = lake.read_bytes(fx)
     try:
         held = tick(defs, instance)
-        assert not any(FACT in r.asset_selection for r in held.run_requests)
+        assert sap_held() and not any(FACT in r.asset_selection for r in held.run_requests)
         assert "marts/fct_billing_line" in held.cursor
 
-        run = instance.create_run_for_job(defs.resolve_job_def("ingest_sap_billing_job"),
-                                          tags={"fe_platform/feed": "sap_billing"}, status=dg.DagsterRunStatus.STARTED)
-        instance.report_run_failed(run)
-        let_go = tick(defs, instance)
-        assert any(FACT in r.asset_selection for r in let_go.run_requests)
+        lake.put_bytes(fx_bytes + b"\n", fx)  # a correction of the FX rates, whose ingestion then fails
+        ingestion_ran(defs, instance, "fx_rates", dg.DagsterRunStatus.FAILURE)
+        assert not sap_held()
+        ingestion_ran(defs, instance, "fx_rates", dg.DagsterRunStatus.SUCCESS)  # a retry: the FX file is next
+        assert sap_held()
+
+        ingestion_ran(defs, instance, "sap_billing", dg.DagsterRunStatus.FAILURE)
+        assert not sap_held()
     finally:
         lake.delete([landed])
+        lake.put_bytes(fx_bytes, fx)

@@ -88,23 +88,26 @@ def run_side_by_side(runs: list[IngestionRun], slots: int, instance: dg.DagsterI
     context = multiprocessing.get_context("fork")
     pending: list[IngestionRun] = list(runs)
     working: dict[Connection, _Child] = {}
+    ended = True  # a run ended (or none started yet): what waited may start
     try:
         while pending or working:
-            for run in list(pending):
+            for run in list(pending) if ended else []:
                 before = [child.run for child in working.values()] + pending[:pending.index(run)]
                 if len(working) < slots and not waits_for(run, before):
                     pending.remove(run)
                     child = _Child(context, run)
                     working[child.pipe] = child
+            ended = False
             for pipe in wait(list(working)):
                 child = working[pipe]
                 try:
                     kind, payload = pipe.recv()
-                except EOFError:  # the child is gone, after its outcome or without one
+                except (EOFError, OSError):  # the child is gone, after its outcome or without one (or mid-message)
                     del working[pipe]
                     pipe.close()
                     child.process.join()
                     on_outcome(child.run, child.outcome or child.lost(instance))
+                    ended = True
                     continue
                 if kind == "delivery":
                     on_delivery(payload)

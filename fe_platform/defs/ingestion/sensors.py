@@ -10,6 +10,8 @@ that fails leaves its deliveries out of the log, so the next tick asks for them 
 run can take (a name that gives no partition, a symbolic link) is rejected by the tick itself.
 """
 
+from datetime import UTC, datetime, timedelta
+
 import dagster as dg
 from dagster._core.storage.dagster_run import NOT_FINISHED_STATUSES, RunsFilter
 
@@ -64,13 +66,28 @@ def feed_is_busy(instance: dg.DagsterInstance, feed: Feed) -> bool:
                                          limit=1))
 
 
-def deliveries_waiting(instance: dg.DagsterInstance, lake: Lake, feed: Feed) -> bool:
-    """Whether the feed has new landing files its sensor is to start a run for; not while its latest ingestion
-    run failed: its files then wait for a fix, and must hold back nothing else."""
-    if not plan_landing(lake, feed, LogIndex.of(lake, feed.name), utc_today()).new:
-        return False
+HOLD_AT_MOST = timedelta(hours=1)  # deliveries landed longer ago and still not ingested hold back nothing
+
+
+def landed_state(instance: dg.DagsterInstance, lake: Lake, feed: Feed) -> str:
+    """What the feed's landed deliveries that the log does not hold yet are to the refresh: "none"; "waiting",
+    for a run its sensor is about to start; or "stuck" until someone acts: the feed's latest ingestion run
+    failed, a reference feed it waits for is stuck, or they all landed more than HOLD_AT_MOST ago (a sensor
+    turned off). A listing that fails says "none": the sensor's own tick reports it."""
+    try:
+        new = plan_landing(lake, feed, LogIndex.of(lake, feed.name), utc_today()).new
+    except Exception:  # noqa: BLE001
+        return "none"
+    if not new:
+        return "none"
     latest = instance.get_run_records(RunsFilter(tags={FEED_TAG: feed.name}), limit=1)
-    return not latest or latest[0].dagster_run.status != dg.DagsterRunStatus.FAILURE
+    if (latest and latest[0].dagster_run.status == dg.DagsterRunStatus.FAILURE) \
+            or max(obj.modified for obj in new) < datetime.now(UTC) - HOLD_AT_MOST:
+        return "stuck"
+    for name in feed.reference_feeds:
+        if not feed_is_busy(instance, FEEDS[name]) and landed_state(instance, lake, FEEDS[name]) == "stuck":
+            return "stuck"  # its sensor waits for that feed's deliveries, which wait for a fix
+    return "waiting"
 
 
 def reference_feeds_pending(instance: dg.DagsterInstance, lake: Lake, feed: Feed) -> list[str]:

@@ -10,14 +10,15 @@ The renderer knows chart kinds, not dashboards: everything specific is in the de
 from __future__ import annotations
 
 import base64
+import ctypes
 import datetime as dt
-import functools
 import hashlib
 import html
 import io
 import math
 import multiprocessing
 import os
+import signal
 import tempfile
 from collections.abc import Mapping
 from concurrent.futures import ProcessPoolExecutor
@@ -325,6 +326,7 @@ def _figure(chart: Chart, df: pd.DataFrame, note: str = "") -> Figure:
     return fig
 
 
+PR_SET_PDEATHSIG = 1
 FINGERPRINT = "fe_platform-fingerprint"  # the PNG text chunk naming what the picture was drawn from
 
 
@@ -336,14 +338,15 @@ def _png(fig: Figure, fingerprint: str) -> bytes:
     return buf.getvalue()
 
 
-@functools.cache
-def _renderer_version() -> str:
-    return hashlib.sha256(Path(__file__).read_bytes() + matplotlib.__version__.encode()).hexdigest()
+# The code that decides what a picture shows (labels, formats, the renderer) as this process loaded it, and
+# matplotlib's version: a new version of either draws every chart again.
+RENDERER = hashlib.sha256(b"".join(p.read_bytes() for p in sorted(Path(__file__).parent.glob("*.py")))
+                          + matplotlib.__version__.encode()).hexdigest()
 
 
 def _fingerprint(chart: Chart, df: pd.DataFrame, note: str) -> str:
     """What a chart's picture shows: its declaration, its values and its note, as drawn by this renderer."""
-    digest = hashlib.sha256(f"{_renderer_version()}|{chart!r}|{note}|{list(df.columns)}|{list(df.dtypes)}".encode())
+    digest = hashlib.sha256(f"{RENDERER}|{chart!r}|{note}|{list(df.columns)}|{list(df.dtypes)}".encode())
     digest.update(pd.util.hash_pandas_object(df, index=False).to_numpy().tobytes())
     return digest.hexdigest()
 
@@ -356,6 +359,15 @@ def _drawn_before(path: Path, fingerprint: str) -> bytes | None:
             return drawn if image.info.get(FINGERPRINT) == fingerprint else None
     except (OSError, ValueError):  # not there yet, or not a picture we can read
         return None
+
+
+def _die_with_parent() -> None:
+    """A drawing process ends when the process that forked it does: it holds that one's locks (the home's, the
+    warehouse's) through the files it inherited, and must not keep them for a run that was killed."""
+    try:
+        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # Linux
+    except (OSError, AttributeError):  # elsewhere: it ends when its pool's pipe closes
+        pass
 
 
 def _draw(chart: Chart, df: pd.DataFrame, note: str, fingerprint: str) -> bytes:
@@ -374,7 +386,8 @@ def _chart_pngs(charts: list[tuple[Chart, pd.DataFrame, str]], png_dir: Path) ->
     jobs = [(*charts[i], fingerprints[i]) for i in todo]
     workers = min(len(todo), os.cpu_count() or 1)
     if workers > 1 and "fork" in multiprocessing.get_all_start_methods():
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
+                                 initializer=_die_with_parent) as pool:
             drawn = list(pool.map(_draw, *zip(*jobs, strict=True)))
     else:
         drawn = [_draw(*job) for job in jobs]
