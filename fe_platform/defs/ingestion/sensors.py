@@ -69,25 +69,29 @@ def feed_is_busy(instance: dg.DagsterInstance, feed: Feed) -> bool:
 HOLD_AT_MOST = timedelta(hours=1)  # deliveries landed longer ago and still not ingested hold back nothing
 
 
-def landed_state(instance: dg.DagsterInstance, lake: Lake, feed: Feed) -> str:
-    """What the feed's landed deliveries that the log does not hold yet are to the refresh: "none"; "waiting",
-    for a run its sensor is about to start; or "stuck" until someone acts: the feed's latest ingestion run
-    failed, a reference feed it waits for is stuck, or they all landed more than HOLD_AT_MOST ago (a sensor
-    turned off). A listing that fails says "none": the sensor's own tick reports it."""
-    try:
-        new = plan_landing(lake, feed, LogIndex.of(lake, feed.name), utc_today()).new
-    except Exception:  # noqa: BLE001
-        return "none"
-    if not new:
-        return "none"
-    latest = instance.get_run_records(RunsFilter(tags={FEED_TAG: feed.name}), limit=1)
-    if (latest and latest[0].dagster_run.status == dg.DagsterRunStatus.FAILURE) \
-            or max(obj.modified for obj in new) < datetime.now(UTC) - HOLD_AT_MOST:
-        return "stuck"
-    for name in feed.reference_feeds:
-        if not feed_is_busy(instance, FEEDS[name]) and landed_state(instance, lake, FEEDS[name]) == "stuck":
-            return "stuck"  # its sensor waits for that feed's deliveries, which wait for a fix
-    return "waiting"
+def landed_states(instance: dg.DagsterInstance, lake: Lake) -> dict[str, str]:
+    """Per feed, what its landed deliveries that the log does not hold yet are to the refresh: "none";
+    "waiting", for a run its sensor is about to start; or "stuck" until someone acts: the feed's latest
+    ingestion run failed, a reference feed it waits for is stuck, or they all landed more than HOLD_AT_MOST
+    ago (a sensor turned off). A listing that fails says "none": the sensor's own tick reports it. Each feed
+    is listed once, after its reference feeds (the registry's order)."""
+    states: dict[str, str] = {}
+    for feed in FEEDS.values():
+        try:
+            new = plan_landing(lake, feed, LogIndex.of(lake, feed.name), utc_today()).new
+        except Exception:  # noqa: BLE001
+            new = []
+        latest = instance.get_run_records(RunsFilter(tags={FEED_TAG: feed.name}), limit=1) if new else []
+        if not new:
+            states[feed.name] = "none"
+        elif (latest and latest[0].dagster_run.status == dg.DagsterRunStatus.FAILURE) \
+                or max(obj.modified for obj in new) < datetime.now(UTC) - HOLD_AT_MOST \
+                or any(states[name] == "stuck" and not feed_is_busy(instance, FEEDS[name])
+                       for name in feed.reference_feeds):  # its sensor waits for deliveries that wait for a fix
+            states[feed.name] = "stuck"
+        else:
+            states[feed.name] = "waiting"
+    return states
 
 
 def reference_feeds_pending(instance: dg.DagsterInstance, lake: Lake, feed: Feed) -> list[str]:

@@ -71,7 +71,7 @@ def busy_assets(instance: dg.DagsterInstance, repository: dg.RepositoryDefinitio
     its landed deliveries instead of being built once per sensor tick."""
     from dagster._core.storage.dagster_run import NOT_FINISHED_STATUSES, RunsFilter
 
-    from fe_platform.defs.ingestion.sensors import ingestion_job_name, landed_state
+    from fe_platform.defs.ingestion.sensors import ingestion_job_name, landed_states
     from fe_platform.lib.feeds import FEEDS
 
     busy = set()
@@ -81,9 +81,9 @@ def busy_assets(instance: dg.DagsterInstance, repository: dg.RepositoryDefinitio
             busy |= run.asset_selection
         elif repository.has_job(run.job_name):
             busy |= repository.get_job(run.job_name).asset_layer.selected_asset_keys
-    for feed in FEEDS.values():
-        if repository.has_job(ingestion_job_name(feed)) and landed_state(instance, lake, feed) == "waiting":
-            busy |= repository.get_job(ingestion_job_name(feed)).asset_layer.selected_asset_keys
+    for feed, state in landed_states(instance, lake).items():
+        if state == "waiting" and repository.has_job(job := ingestion_job_name(FEEDS[feed])):
+            busy |= repository.get_job(job).asset_layer.selected_asset_keys
     return busy
 
 
