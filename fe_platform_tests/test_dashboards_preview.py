@@ -52,7 +52,11 @@ def site(tmp_path_factory, tables):
     return out, pages
 
 
-def test_every_dashboard_has_a_page_and_a_png_per_chart(site):
+def pictured(dashboard) -> list:
+    return [c for c in dashboard.charts if c.kind != "table"]
+
+
+def test_every_dashboard_has_a_page_and_a_png_per_pictured_chart(site):
     out, pages = site
     for d in DASHBOARDS:
         page = pages[d.slug]
@@ -61,11 +65,15 @@ def test_every_dashboard_has_a_page_and_a_png_per_chart(site):
         assert d.title in text and d.owner_email in text and REFRESHED_WORDS.search(text)
         assert "2026-11-23" not in text and "06:30:12" not in text  # no raw ISO time
         assert 'data-level="OK"' in text and "All 40 upstream checks passed" in text
+        # a picture per chart but the table charts, which the page shows as HTML tables
         pngs = sorted((out / d.slug).glob("chart-*.png"))
-        assert len(pngs) == len(d.charts)
+        assert [p.name for p in pngs] == sorted(f"chart-{n}.png" for n, c in enumerate(d.charts, start=1)
+                                                if c.kind != "table")
         assert all(p.read_bytes().startswith(PNG) and p.stat().st_size > 5_000 for p in pngs)
         for chart in d.charts:
             assert chart.title.replace("&", "&amp;") in text
+        assert text.count('<img src="data:image/png;base64,') == len(pngs)
+        assert text.count('<table class="data">') == len(d.charts)  # each chart's values
 
 
 def test_pages_are_self_contained(site):
@@ -129,12 +137,16 @@ def test_data_quality_page_lists_rejected_deliveries(site, tables):
     assert "veeva_crm_calls" in text and "Rejected files" in text
 
 
-def test_empty_tables_say_no_data_yet(tmp_path):
+def test_empty_tables_say_no_data_yet(site, tmp_path):
+    import shutil
+
+    out, _ = site
     for d in DASHBOARDS:
+        shutil.copytree(out / d.slug, tmp_path / d.slug)  # the pictures drawn when the tables had rows
         page = render_preview(d, empty_tables(), tmp_path, REFRESHED, None)
         text = page.read_text()
-        assert text.count("No data yet") == len(d.charts)
-        assert len(list((tmp_path / d.slug).glob("*.png"))) == len(d.charts)
+        assert text.count("No data yet") == len(d.charts) and "<img" not in text
+        assert list((tmp_path / d.slug).glob("*.png")) == []  # no picture left that the page does not show
 
 
 def test_data_quality_page_times_are_in_words(site):
@@ -267,7 +279,7 @@ def test_a_refresh_draws_again_only_the_charts_whose_values_changed(tmp_path, ta
     drawers = {line.split(" ", 1)[0] for line in journal.read_text().splitlines()}
     if os.cpu_count() > 1:  # drawn side by side, in forked processes
         assert str(os.getpid()) not in drawers and len(drawers) > 1
-    assert drawn() == sorted(c.title for c in brand.charts)
+    assert drawn() == sorted(c.title for c in pictured(brand))
     first = {p.name: p.read_bytes() for p in (tmp_path / brand.slug).glob("chart-*.png")}
 
     # the same values, a new status: the page says the status, the pictures are the ones drawn before
@@ -282,8 +294,9 @@ def test_a_refresh_draws_again_only_the_charts_whose_values_changed(tmp_path, ta
     doubled = {**tables, changed: table.set_column(table.column_names.index(measure), measure,
                                                    pc.multiply(table[measure], 2))}
     render_preview(brand, doubled, tmp_path, REFRESHED, ALL_PASS)
-    showing = {n: c.title for n, c in enumerate(brand.charts, start=1) if c.table == changed and measure in c.y}
-    assert drawn() == sorted(showing.values()) and 0 < len(showing) < len(brand.charts)
+    showing = {n: c.title for n, c in enumerate(brand.charts, start=1)
+               if c.table == changed and measure in c.y and c.kind != "table"}
+    assert drawn() == sorted(showing.values()) and 0 < len(showing) < len(pictured(brand))
     after = {p.name: p.read_bytes() for p in (tmp_path / brand.slug).glob("chart-*.png")}
     assert [name for name in sorted(first) if after[name] != first[name]] == sorted(f"chart-{n}.png" for n in showing)
 

@@ -210,6 +210,24 @@ def test_a_new_delivery_makes_dashboards_stale_and_run_refreshes_them(platform):
     assert third.ok and third.runs == 0  # nothing new landed: nothing is stale
 
 
+def test_nothing_new_is_not_evaluated_again_but_a_wiped_dashboard_is_rebuilt(platform, monkeypatch):
+    from fe_platform.defs.warehouse import automation
+
+    settings, _, _, _, _ = platform
+    instance = dagster_instance(settings)
+    evaluated = []
+    evaluate = automation.evaluate
+    monkeypatch.setattr(automation, "evaluate", lambda *a: evaluated.append(1) or evaluate(*a))
+    assert run_platform(settings, lambda _: None).runs == 0 and run_platform(settings, lambda _: None).runs == 0
+    assert evaluated == []  # the last evaluation asked for nothing, and nothing happened since
+
+    dashboard = dg.AssetKey(["dashboards", "market-share"])
+    instance.wipe_assets([dashboard])  # deletes its events, writes none
+    rebuilt = run_platform(settings, lambda _: None)
+    assert rebuilt.ok and rebuilt.runs == 1 and evaluated
+    assert instance.get_latest_materialization_event(dashboard) is not None
+
+
 def latest_results_by_hand(instance, graph) -> dict[str, str]:
     """Every check's worst level over the latest completed evaluation of each partition, from its full history."""
     from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus as S

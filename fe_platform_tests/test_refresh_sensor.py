@@ -134,3 +134,28 @@ def test_what_follows_a_feed_waits_for_its_landed_deliveries_unless_they_are_stu
     finally:
         lake.delete([landed])
         lake.put_bytes(fx_bytes, fx)
+
+
+def test_a_tick_evaluates_again_only_after_a_new_event_or_a_minute(ingested, monkeypatch):
+    """The sensor ticks every 5 s: a quiet platform must not pay an evaluation per tick."""
+    from fe_platform.defs.warehouse import automation
+
+    _, defs, instance = ingested
+    evaluations = []
+
+    def nothing_stale(repository, instance, cursor):
+        evaluations.append(cursor)
+        return {}, cursor
+
+    monkeypatch.setattr(automation, "evaluate", nothing_stale)
+    skipped = [tick(defs, instance).skip_message for _ in range(3)]
+    assert len(evaluations) == 1 and skipped[0] == "nothing is stale" and "no event since" in skipped[2]
+
+    instance.report_runless_asset_event(dg.AssetMaterialization("an_asset_outside_the_platform"))
+    tick(defs, instance)
+    tick(defs, instance)
+    assert len(evaluations) == 2  # the new event is seen, once
+
+    monkeypatch.setattr(automation, "QUIET_FOR_AT_MOST", 0)  # a minute later: evaluated, event or not
+    tick(defs, instance)
+    assert len(evaluations) == 3

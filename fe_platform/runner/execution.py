@@ -9,6 +9,7 @@ in-process, until nothing more is requested.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import os
 import shutil
@@ -199,14 +200,22 @@ class Runner:
         self.summary.extra_lines += operations.summary_lines(self.settings, alerts)
 
     def refresh(self, cursor=None):
-        """Ask automation what is stale; materialize it and what follows, in order; repeat."""
+        """Ask automation what is stale; materialize it and what follows, in order; repeat. An evaluation that
+        would see what the last one asking for nothing saw is not made (`QuietMark`)."""
         from fe_platform.defs.warehouse.automation import evaluate
 
         graph = self.defs.resolve_asset_graph()
         job = self.defs.resolve_implicit_global_asset_job_def()
+        quiet = QuietMark(self.settings)
         failed: set[dg.AssetKey] = set()  # asked for again by the next `fe-platform run`, not by this one
         for _ in range(MAX_ROUNDS):
+            seen = quiet.state(self.instance)  # before evaluating: what is written meanwhile is new next time
+            if quiet.holds(seen):
+                break
             requested, cursor = evaluate(self.defs, self.instance, cursor)
+            if not requested:
+                quiet.remember(seen)
+                break
             requested = {k: v for k, v in requested.items() if k not in failed}
             if not requested:
                 break
@@ -229,6 +238,40 @@ class Runner:
                 if not done.success:
                     failed.update(run.assets)
         return cursor
+
+
+def code_version(settings: Settings) -> str:
+    """The code the automation conditions come from: the platform's sources and dbt manifest as they stand,
+    the settings (they choose feeds and dashboards) and Dagster's version."""
+    from fe_platform.defs.warehouse.project import MANIFEST
+
+    digest = hashlib.sha256(f"{dg.__version__}|{settings.to_json()}".encode())
+    for path in sorted((PROJECT_ROOT / "fe_platform").rglob("*.py")) + [MANIFEST]:
+        digest.update(path.read_bytes() if path.exists() else b"")
+    return digest.hexdigest()
+
+
+class QuietMark:
+    """The event log state and code version seen by the last evaluation that asked for nothing, kept in the home:
+    the next `fe-platform run` that finds both the same asks for nothing without evaluating (half a second of a
+    run with nothing new). Anything materialized, checked, run or wiped since, or other code, and it evaluates.
+    (A run deleted in the UI writes no event: its assets are looked at again after the next event.)"""
+
+    def __init__(self, settings: Settings):
+        self.settings, self.path = settings, settings.home / "automation_quiet.txt"
+
+    def state(self, instance: dg.DagsterInstance) -> str | None:
+        from fe_platform.defs.warehouse.automation import event_log_state
+
+        log = event_log_state(instance)
+        return None if log is None else f"{log} {code_version(self.settings)}"
+
+    def holds(self, state: str | None) -> bool:
+        return state is not None and self.path.exists() and self.path.read_text() == state
+
+    def remember(self, state: str | None) -> None:
+        if state is not None:
+            self.path.write_text(state)
 
 
 def _cursor_path(settings: Settings) -> Path:

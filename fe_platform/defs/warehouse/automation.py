@@ -9,6 +9,7 @@ the blocking checks of what is loaded, and ask again for what failed until it su
 
 import base64
 import json
+import time
 import zlib
 
 import dagster as dg
@@ -87,14 +88,54 @@ def busy_assets(instance: dg.DagsterInstance, repository: dg.RepositoryDefinitio
     return busy
 
 
+def event_log_state(instance: dg.DagsterInstance) -> int | None:
+    """The event log's last record: two evaluations from one cursor over the same event log ask for the same
+    (a wipe writes an event too). None where the storage cannot say (an event log sharded per run)."""
+    try:
+        return instance.event_log_storage.get_maximum_record_id()
+    except NotImplementedError:
+        return None
+
+
+QUIET_FOR_AT_MOST = 60  # seconds a tick may skip its evaluation on the strength of an earlier one
+
+
+class QuietTicks:
+    """The last evaluation that asked for nothing, in this process: its home, sensor cursor and event log
+    state. A tick that finds all three the same skips: it would evaluate the same conditions over the same
+    events. Only for up to `QUIET_FOR_AT_MOST` (then it evaluates anyway). A quiet tick costs a query, not
+    a second of evaluation, and the sensor can tick often enough to start a refresh seconds after the runs it
+    waited for."""
+
+    def __init__(self):
+        self.last: tuple | None = None
+        self.since = 0.0
+
+    @staticmethod
+    def state(context: dg.SensorEvaluationContext) -> tuple | None:
+        log = event_log_state(context.instance)
+        return None if log is None else (context.instance.root_directory, context.cursor, log)
+
+    def still(self, state: tuple | None) -> bool:
+        return state is not None and state == self.last and time.monotonic() - self.since < QUIET_FOR_AT_MOST
+
+    def remember(self, state: tuple | None) -> None:
+        self.last, self.since = state, time.monotonic()
+
+
 def refresh_sensor() -> dg.SensorDefinition:
-    @dg.sensor(name="platform_refresh", minimum_interval_seconds=15, default_status=dg.DefaultSensorStatus.RUNNING,
+    quiet = QuietTicks()
+
+    @dg.sensor(name="platform_refresh", minimum_interval_seconds=5, default_status=dg.DefaultSensorStatus.RUNNING,
                asset_selection=dg.AssetSelection.all(),
                description="Evaluates the automation conditions and starts what they ask for, planned as "
                            "`fe-platform run` plans it: one run per stage, over the range of its partitions.")
     def platform_refresh(context: dg.SensorEvaluationContext, lake: dg.ResourceParam[Lake]):
         from fe_platform.runner.planning import runs_to_start
 
+        seen = quiet.state(context)  # before evaluating: an event written meanwhile is new to the next tick
+        if quiet.still(seen):
+            return dg.SkipReason("nothing is stale: no event since the last evaluation")
         state = json.loads(context.cursor) if context.cursor else {}
         cursor = _decode(state["automation"]) if "automation" in state else None
         graph = context.repository_def.asset_graph
@@ -104,6 +145,7 @@ def refresh_sensor() -> dg.SensorDefinition:
         if not requested and not waiting:
             # Not keeping this evaluation's cursor is safe: the next one starts where this one started and
             # sees the same events. It keeps a quiet platform's ticks small.
+            quiet.remember(seen)
             return dg.SkipReason("nothing is stale")
         for key, partitions in waiting.items():
             requested.setdefault(key, set()).update(partitions)

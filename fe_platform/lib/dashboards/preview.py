@@ -1,8 +1,9 @@
 """Previews a person can look at without Tableau.
 
 `render_preview` writes one self-contained HTML page per dashboard (`<slug>.html`: the charts
-as inline base64 PNGs, each followed by the values it plots in an HTML table; no scripts, no
-external resources) and one PNG per chart (`<slug>/chart-<n>.png`). `render_index` writes
+as inline base64 PNGs, each followed by the values it plots in an HTML table, and the table charts
+as HTML tables; no scripts, no external resources) and one PNG per picture (`<slug>/chart-<n>.png`,
+n counting every chart of the dashboard). `render_index` writes
 `index.html` linking every dashboard with its last refresh and data-quality status.
 The renderer knows chart kinds, not dashboards: everything specific is in the declarations.
 """
@@ -262,27 +263,6 @@ def _table_cells(df: pd.DataFrame, chart: Chart) -> tuple[list[str], list[list[s
     return header, rows, numeric
 
 
-def _draw_table(fig: Figure, df: pd.DataFrame, chart: Chart, note: str) -> None:
-    header, rows, numeric = _table_cells(df, chart)
-    shown = rows[:25]
-    ax = fig.add_subplot()
-    ax.axis("off")
-    table = ax.table(cellText=shown, colLabels=header, loc="upper center", cellLoc="left")
-    table.auto_set_font_size(False)
-    table.set_fontsize(9)
-    table.auto_set_column_width(list(range(len(header))))
-    for (r, c), cell in table.get_celld().items():
-        cell.set_edgecolor("#d0d5db")
-        if numeric[c]:
-            cell.get_text().set_horizontalalignment("right")
-        if r == 0:
-            cell.set_facecolor("#eef1f5")
-            cell.get_text().set_fontweight("bold")
-    more = f"first {len(shown)} of {len(rows)} rows" if len(rows) > len(shown) else ""
-    if note or more:
-        ax.set_title(" · ".join(t for t in (note, more) if t), fontsize=10, loc="left", color="#52606d")
-
-
 def _period_note(chart: Chart, table: pa.Table | None) -> str:
     covered = period(chart, table) if table is not None and table.num_rows else None
     if covered is None:
@@ -297,24 +277,17 @@ def _period_note(chart: Chart, table: pa.Table | None) -> str:
     return f"{label}: {span(first, last)}"
 
 
+def has_picture(chart: Chart, df: pd.DataFrame) -> bool:
+    """A table chart is an HTML table on the page, and a chart without rows says so in words: neither is drawn."""
+    return chart.kind != "table" and not df.empty
+
+
 def _figure(chart: Chart, df: pd.DataFrame, note: str = "") -> Figure:
-    if chart.kind == "table":
-        n = min(len(df), 25)
-        fig = Figure(figsize=(FIG_SIZE[0], 0.6 + 0.28 * (n + 1)), dpi=DPI)
-    else:
-        height = FIG_SIZE[1]
-        if chart.kind in ("bar", "stacked_bar") and not df.empty and not _is_time(df[chart.dimensions[0]]):
-            height = max(2.6, 1.0 + 0.34 * df[chart.dimensions[0]].nunique())
-        fig = Figure(figsize=(FIG_SIZE[0], height), dpi=DPI, layout="constrained")
+    height = FIG_SIZE[1]
+    if chart.kind in ("bar", "stacked_bar") and not _is_time(df[chart.dimensions[0]]):
+        height = max(2.6, 1.0 + 0.34 * df[chart.dimensions[0]].nunique())
+    fig = Figure(figsize=(FIG_SIZE[0], height), dpi=DPI, layout="constrained")
     fig.suptitle(chart.title, x=0.01, ha="left", fontsize=13, fontweight="bold")
-    if df.empty:
-        ax = fig.add_subplot()
-        ax.axis("off")
-        ax.text(0.5, 0.5, NO_DATA, ha="center", va="center", fontsize=16, color="#6b7280")
-        return fig
-    if chart.kind == "table":
-        _draw_table(fig, df, chart, note)
-        return fig
     ax = fig.add_subplot()
     _style(ax)
     if note:
@@ -374,15 +347,19 @@ def _draw(chart: Chart, df: pd.DataFrame, note: str, fingerprint: str) -> bytes:
     return _png(_figure(chart, df, note), fingerprint)
 
 
-def _chart_pngs(charts: list[tuple[Chart, pd.DataFrame, str]], png_dir: Path) -> list[bytes]:
-    """Each chart's picture, `<png_dir>/chart-<n>.png`. One drawn earlier from the same declaration, values and
-    note is kept (a refresh draws only the charts whose values changed: drawing is most of a dashboard's
-    refresh). The others are drawn side by side in forked processes, one per core: drawing is Python work that
-    holds its core."""
-    fingerprints = [_fingerprint(*chart) for chart in charts]
+def _chart_pngs(charts: list[tuple[Chart, pd.DataFrame, str]], png_dir: Path) -> list[bytes | None]:
+    """Each chart's picture, `<png_dir>/chart-<n>.png` (None for a chart without one). One drawn earlier from
+    the same declaration, values and note is kept (a refresh draws only the charts whose values changed:
+    drawing is most of a dashboard's refresh). The others are drawn side by side in forked processes, one per
+    core: drawing is Python work that holds its core."""
     paths = [png_dir / f"chart-{n}.png" for n in range(1, len(charts) + 1)]
-    pngs = [_drawn_before(path, fingerprint) for path, fingerprint in zip(paths, fingerprints, strict=True)]
-    todo = [i for i, png in enumerate(pngs) if png is None]
+    fingerprints = [_fingerprint(*chart) if has_picture(*chart[:2]) else None for chart in charts]
+    pngs = []
+    for path, fingerprint in zip(paths, fingerprints, strict=True):
+        if fingerprint is None:
+            path.unlink(missing_ok=True)  # drawn when the chart had rows, or from an earlier declaration
+        pngs.append(_drawn_before(path, fingerprint) if fingerprint else None)
+    todo = [i for i, png in enumerate(pngs) if png is None and fingerprints[i]]
     jobs = [(*charts[i], fingerprints[i]) for i in todo]
     workers = min(len(todo), os.cpu_count() or 1)
     if workers > 1 and "fork" in multiprocessing.get_all_start_methods():
@@ -582,7 +559,7 @@ def render_preview(dashboard: Dashboard, tables: Mapping[str, pa.Table], out_dir
         title = html.escape(chart.title)
         if df.empty:
             body = f'<div class="nodata">{NO_DATA}</div>'
-        elif chart.kind == "table":
+        elif png is None:  # a table chart
             body = _chart_data_table(df, chart)
         else:
             img = base64.b64encode(png).decode("ascii")
