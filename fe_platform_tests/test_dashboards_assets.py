@@ -58,6 +58,11 @@ def materialize(defs, instance, *keys: dg.AssetKey) -> dg.ExecuteInProcessResult
     return result
 
 
+def materialization(result: dg.ExecuteInProcessResult, key: dg.AssetKey) -> dg.AssetMaterialization:
+    [event] = [m for m in result.asset_materializations_for_node("dashboards") if m.asset_key == key]
+    return event
+
+
 def page_status(settings, slug: str) -> tuple[str, list[tuple[str, str]]]:
     """The level on a dashboard page's badge, and the (check, level) rows its data-quality section names."""
     text = (settings.dashboards_dir / f"{slug}.html").read_text()
@@ -94,7 +99,7 @@ def test_an_upstream_error_check_makes_the_page_and_the_index_say_error_and_name
 
     status = json.loads((settings.dashboards_dir / "territory-performance.status.json").read_text())
     assert status["quality"]["level"] == "ERROR" and status["quality_status"].startswith("ERROR: 1 check failing")
-    metadata = result.asset_materializations_for_node("dashboards__territory_performance")[0].metadata
+    metadata = materialization(result, TERRITORY).metadata
     assert metadata["failing_checks"].value[0] == FX_ERROR and metadata["upstream_checks"].value > 40
 
     index = (settings.dashboards_dir / "index.html").read_text()
@@ -136,6 +141,28 @@ def test_a_check_whose_run_failed_counts_as_error_until_it_runs_again(platform, 
     assert page_status(settings, "brand-performance") == ("OK", [])
 
 
+def test_a_dashboard_that_fails_leaves_the_others_refreshed_and_is_named(platform, monkeypatch):
+    from fe_platform.lib.dashboards import extract
+
+    settings, _, defs, instance = platform
+    write = extract.write_extract
+
+    def full_disk_for_brand(dashboard, *args, **kwargs):
+        if dashboard.slug == "brand-performance":
+            raise extract.ExtractError("Brand Performance: no space left on device")
+        return write(dashboard, *args, **kwargs)
+
+    monkeypatch.setattr(extract, "write_extract", full_disk_for_brand)
+    result = defs.resolve_implicit_global_asset_job_def().execute_in_process(
+        instance=instance, asset_selection=[BRAND, TERRITORY], raise_on_error=False)
+    assert not result.success
+    assert [m.asset_key for m in result.asset_materializations_for_node("dashboards")] == [TERRITORY]
+    assert "Brand Performance (ExtractError: Brand Performance: no space left on device)" in \
+        result.failure_data_for_node("dashboards").error.message
+    assert (settings.dashboards_dir / "territory-performance.html").exists()
+    assert not (settings.dashboards_dir / "brand-performance.html").exists()
+
+
 SECRET = "pat-secret-for-the-dashboard-test"
 
 
@@ -153,7 +180,7 @@ def test_tableau_branch_publishes_the_extract_and_asks_for_a_refresh(tmp_path):
     assert stub.sha256(name) == hashlib.sha256(lake.read_bytes("dashboards/brand-performance.hyper")).hexdigest()
     assert stub.refreshed == [stub.datasources[name]]
     assert calls[0] == "POST /auth/signin" and calls[-1] == "POST /auth/signout"
-    metadata = result.asset_materializations_for_node("dashboards__brand_performance")[0].metadata
+    metadata = materialization(result, BRAND).metadata
     assert metadata["tableau_refresh_jobs"].value == {name: stub.jobs[0]}
     logs = "".join(str(e.message) for e in result.all_events)
     assert SECRET not in logs
@@ -177,7 +204,7 @@ def test_quicksight_branch_publishes_data_sets_and_starts_their_ingestion(tmp_pa
     field = dg.AssetKey(["dashboards", "field-activity"])
     with dg.instance_for_test() as instance:
         result = materialize(defs, instance, field)
-    ingestions = result.asset_materializations_for_node("dashboards__field_activity")[0].metadata[
+    ingestions = materialization(result, field).metadata[
         "quicksight_ingestions"].value
     assert sorted(ingestions) == ["fe-field-activity-rpt_field_activity", "fe-field-activity-rpt_territory_weekly"]
     for data_set_id, ingestion in ingestions.items():

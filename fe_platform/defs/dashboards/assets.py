@@ -4,8 +4,9 @@ Each dashboard reads its reporting tables from the warehouse, writes its Hyper e
 lake's `dashboards/` zone, renders a preview a person can open without Tableau, and, where they
 are configured, publishes the extract to Tableau (and asks for a refresh) and the reporting
 tables to QuickSight as data sets (and starts their SPICE ingestion). Its data-quality status is
-the worst latest result of every asset check upstream of it. `dashboards/index` is the page that
-links them all with their freshness, status and failing checks.
+the worst latest result of every asset check upstream of it. Each dashboard is an asset of its own;
+those a run refreshes are refreshed in one step, their changed charts drawn side by side.
+`dashboards/index` is the page that links them all with their freshness, status and failing checks.
 
 The reporting tables and their columns come from the dbt manifest, and their asset keys from
 dagster-dbt's own lookup over the warehouse's dbt assets, so lineage follows the dbt translator.
@@ -18,6 +19,7 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 from dagster_dbt import get_asset_key_for_model
@@ -73,66 +75,99 @@ def dashboard_deps(dashboard: Dashboard, dbt_assets: Sequence[dg.AssetsDefinitio
     return [reporting_asset_key(dbt_assets, t) for t in dashboard.tables]
 
 
-def dashboard_asset(dashboard: Dashboard, settings: Settings, reporting: Mapping[str, ReportingTable],
-                    deps: Sequence[dg.AssetKey], check_keys: Sequence[dg.AssetCheckKey],
-                    upstream: UpstreamResults) -> dg.AssetsDefinition:
-    """`check_keys`: the checks upstream of the dashboard (the lineage is fixed with the code)."""
+class DashboardsFailed(RuntimeError):
+    """Some selected dashboards could not be refreshed; the others were."""
 
-    @dg.asset(
-        key=dashboard_key(dashboard),
-        deps=deps,
+
+def dashboards_asset(dashboards: Sequence[Dashboard], settings: Settings, reporting: Mapping[str, ReportingTable],
+                     deps: Mapping[str, Sequence[dg.AssetKey]], check_keys: Mapping[str, Sequence[dg.AssetCheckKey]],
+                     upstream: UpstreamResults) -> dg.AssetsDefinition:
+    """Every dashboard, an asset each (its owner, lineage, freshness), refreshed in one step: the charts that
+    changed on any of them are drawn together, one process per core, and one Hyper process writes every
+    extract. A dashboard that fails leaves the others refreshed, and fails the step naming it.
+    `check_keys`: per dashboard, the checks upstream of it (the lineage is fixed with the code)."""
+    specs = [dg.AssetSpec(
+        key=dashboard_key(d),
+        deps=deps[d.slug],
         group_name="dashboards",
-        owners=[f"team:{dashboard.owner_team}", dashboard.owner_email],
-        description=f"{dashboard.title}: {dashboard.description}",
+        owners=[f"team:{d.owner_team}", d.owner_email],
+        description=f"{d.title}: {d.description}",
         automation_condition=ON_UPSTREAM_CHANGE,
         freshness_policy=freshness_policy("downstream", settings),
         kinds={"tableau", "hyper"} | ({"quicksight"} if settings.quicksight else set()),
-        metadata={"reporting_tables": list(dashboard.tables), "charts": [c.title for c in dashboard.charts]},
-    )
-    def _dashboard(context: dg.AssetExecutionContext, lake: dg.ResourceParam[Lake],
-                   warehouse: dg.ResourceParam[WarehouseTarget]) -> dg.MaterializeResult:
-        from fe_platform.lib.dashboards.extract import write_extract
-        from fe_platform.lib.dashboards.preview import render_preview
+        metadata={"reporting_tables": list(d.tables), "charts": [c.title for c in d.charts]},
+    ) for d in dashboards]
 
-        quality = upstream.quality_status(context.instance, context.run.run_id, check_keys)
+    @dg.multi_asset(specs=specs, can_subset=True, name="dashboards")
+    def _dashboards(context: dg.AssetExecutionContext, lake: dg.ResourceParam[Lake],
+                    warehouse: dg.ResourceParam[WarehouseTarget]):
+        from fe_platform.lib.dashboards.extract import hyper_process
+        from fe_platform.lib.dashboards.preview import render_previews
+
+        selected = [d for d in dashboards if dashboard_key(d) in context.selected_asset_keys]
         with warehouse.connect() as wh:
-            tables = {name: wh.read_table(reporting[name].schema, name) for name in dashboard.tables}
+            tables = {d.slug: {name: wh.read_table(reporting[name].schema, name) for name in d.tables}
+                      for d in selected}
         refreshed_at = datetime.now(UTC)
-        with tempfile.TemporaryDirectory() as tmp:
-            local = Path(tmp, f"{dashboard.slug}.hyper")
-            rows = write_extract(dashboard, tables, local)
-            lake.put_file(local, extract_key(dashboard))
-            published = {}
-            if settings.tableau:
-                from fe_platform.lib.dashboards.tableau import publish_extracts
+        quality = {d.slug: upstream.quality_status(context.instance, context.run.run_id, check_keys[d.slug])
+                   for d in selected}
+        published, failed = {}, {}
+        with hyper_process() as hyper:
+            for d in selected:
+                try:
+                    published[d.slug] = publish(d, tables[d.slug], settings, reporting, lake, hyper)
+                except Exception as exc:  # noqa: BLE001 (one dashboard's failure must not hold back the others)
+                    context.log.error(f"{d.title}: not refreshed: {type(exc).__name__}: {exc}")
+                    failed[d.title] = exc
+        done = [d for d in selected if d.slug in published]
+        previews = render_previews([(d, tables[d.slug], quality[d.slug]) for d in done], settings.dashboards_dir,
+                                   refreshed_at)
+        for d in done:
+            _status_path(settings, d).write_text(json.dumps({
+                "slug": d.slug, "title": d.title, "refreshed_at": refreshed_at.isoformat(),
+                "quality_status": quality[d.slug].headline, "quality": quality[d.slug].to_json(),
+                "owner_team": d.owner_team, "description": d.description,
+            }))
+            context.log.info(f"{d.title}: data quality {quality[d.slug].headline} over {len(check_keys[d.slug])} "
+                             f"upstream checks; preview {previews[d.slug]}, extract {lake.uri(extract_key(d))}")
+            yield dg.MaterializeResult(asset_key=dashboard_key(d), metadata={
+                "preview": dg.MetadataValue.path(str(previews[d.slug])),
+                "preview_url": dg.MetadataValue.url(previews[d.slug].as_uri()),
+                "data_quality": quality[d.slug].headline,
+                "failing_checks": [f.check for f in quality[d.slug].failing],
+                "upstream_checks": len(check_keys[d.slug]),
+                **published[d.slug],
+            })
+        if failed:
+            raise DashboardsFailed("not refreshed: " + "; ".join(f"{title} ({type(exc).__name__}: {exc})"
+                                                                 for title, exc in failed.items()))
 
-                published = publish_extracts(settings.tableau, {dashboard.datasource_name: local})
-        quicksight = {}
-        if settings.quicksight:
-            from fe_platform.defs.dashboards.quicksight import publish_dashboard_data_sets
+    return _dashboards
 
-            quicksight = publish_dashboard_data_sets(settings, dashboard, [reporting[t] for t in dashboard.tables])
-        preview = render_preview(dashboard, tables, settings.dashboards_dir, refreshed_at, quality)
-        _status_path(settings, dashboard).write_text(json.dumps({
-            "slug": dashboard.slug, "title": dashboard.title, "refreshed_at": refreshed_at.isoformat(),
-            "quality_status": quality.headline, "quality": quality.to_json(),
-            "owner_team": dashboard.owner_team, "description": dashboard.description,
-        }))
-        context.log.info(f"{dashboard.title}: data quality {quality.headline} over {len(check_keys)} upstream "
-                         f"checks; preview {preview}, extract {lake.uri(extract_key(dashboard))}")
-        return dg.MaterializeResult(metadata={
-            "preview": dg.MetadataValue.path(str(preview)),
-            "preview_url": dg.MetadataValue.url(preview.as_uri()),
-            "extract": lake.uri(extract_key(dashboard)),
-            "rows_by_table": rows,
-            "data_quality": quality.headline,
-            "failing_checks": [f.check for f in quality.failing],
-            "upstream_checks": len(check_keys),
-            "tableau_refresh_jobs": {k: v or "already queued" for k, v in published.items()},
-            "quicksight_ingestions": quicksight,
-        })
 
-    return _dashboard
+def publish(dashboard: Dashboard, tables: Mapping[str, Any], settings: Settings,
+            reporting: Mapping[str, ReportingTable], lake: Lake, hyper) -> dict:
+    """Write the dashboard's extract into the lake and publish it where Tableau or QuickSight is configured; the
+    materialization's metadata of it."""
+    from fe_platform.lib.dashboards.extract import write_extract
+
+    with tempfile.TemporaryDirectory() as tmp:
+        local = Path(tmp, f"{dashboard.slug}.hyper")
+        rows = write_extract(dashboard, tables, local, hyper=hyper)
+        lake.put_file(local, extract_key(dashboard))
+        refreshes = {}
+        if settings.tableau:
+            from fe_platform.lib.dashboards.tableau import publish_extracts
+
+            refreshes = publish_extracts(settings.tableau, {dashboard.datasource_name: local})
+    ingestions = {}
+    if settings.quicksight:
+        from fe_platform.defs.dashboards.quicksight import publish_dashboard_data_sets
+
+        ingestions = publish_dashboard_data_sets(settings, dashboard, [reporting[t] for t in dashboard.tables])
+    return {"extract": lake.uri(extract_key(dashboard)), "rows_by_table": rows,
+            "tableau_refresh_jobs": {k: v or "already queued" for k, v in refreshes.items()},
+            "quicksight_ingestions": ingestions}
 
 
 def index_asset(settings: Settings, dashboards: Sequence[Dashboard], left_out: Mapping[str, list[str]]
@@ -172,5 +207,5 @@ def build_dashboard_assets(settings: Settings, reporting: Mapping[str, Reporting
     deps = {d.slug: dashboard_deps(d, dbt_assets) for d in dashboards}
     check_keys = {d.slug: upstream_check_keys(upstream_graph, deps[d.slug]) for d in dashboards}
     upstream = UpstreamResults(k for keys in check_keys.values() for k in keys)
-    return [*(dashboard_asset(d, settings, reporting, deps[d.slug], check_keys[d.slug], upstream) for d in dashboards),
+    return [dashboards_asset(dashboards, settings, reporting, deps, check_keys, upstream),
             index_asset(settings, dashboards, left_out)]

@@ -22,6 +22,7 @@ _WHERE = {
     "write_extract": "extract",
     "render_index": "preview",
     "render_preview": "preview",
+    "render_previews": "preview",
     "ReportingTable": "reporting",
     "load_reporting_tables": "reporting",
     "reporting_tables": "reporting",
@@ -30,7 +31,7 @@ _WHERE = {
 __all__ = [
     "DASHBOARDS", "CheckResult", "Chart", "Dashboard", "ExtractError", "FailingCheck", "QualityStatus",
     "ReportingTable", "chart_frame", "dashboard", "hyper_type", "load_reporting_tables", "render_index",
-    "render_preview", "reporting_tables", "summarize", "write_extract",
+    "render_preview", "render_previews", "reporting_tables", "summarize", "write_extract",
 ]
 
 

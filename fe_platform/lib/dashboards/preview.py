@@ -21,7 +21,7 @@ import multiprocessing
 import os
 import signal
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -347,20 +347,20 @@ def _draw(chart: Chart, df: pd.DataFrame, note: str, fingerprint: str) -> bytes:
     return _png(_figure(chart, df, note), fingerprint)
 
 
-def _chart_pngs(charts: list[tuple[Chart, pd.DataFrame, str]], png_dir: Path) -> list[bytes | None]:
-    """Each chart's picture, `<png_dir>/chart-<n>.png` (None for a chart without one). One drawn earlier from
-    the same declaration, values and note is kept (a refresh draws only the charts whose values changed:
-    drawing is most of a dashboard's refresh). The others are drawn side by side in forked processes, one per
-    core: drawing is Python work that holds its core."""
-    paths = [png_dir / f"chart-{n}.png" for n in range(1, len(charts) + 1)]
-    fingerprints = [_fingerprint(*chart) if has_picture(*chart[:2]) else None for chart in charts]
+def _chart_pngs(charts: Sequence[tuple[Chart, pd.DataFrame, str, Path]]) -> list[bytes | None]:
+    """Each chart's picture (its rows, period note, and where the picture goes), None for a chart without one.
+    One drawn earlier from the same declaration, values and note is kept (a refresh draws only the charts whose
+    values changed: drawing is most of a dashboard's refresh). The others are drawn side by side in forked
+    processes, one per core: drawing is Python work that holds its core."""
+    fingerprints = [_fingerprint(chart, df, note) if has_picture(chart, df) else None
+                    for chart, df, note, _ in charts]
     pngs = []
-    for path, fingerprint in zip(paths, fingerprints, strict=True):
+    for (*_, path), fingerprint in zip(charts, fingerprints, strict=True):
         if fingerprint is None:
             path.unlink(missing_ok=True)  # drawn when the chart had rows, or from an earlier declaration
         pngs.append(_drawn_before(path, fingerprint) if fingerprint else None)
     todo = [i for i, png in enumerate(pngs) if png is None and fingerprints[i]]
-    jobs = [(*charts[i], fingerprints[i]) for i in todo]
+    jobs = [(*charts[i][:3], fingerprints[i]) for i in todo]
     workers = min(len(todo), os.cpu_count() or 1)
     if workers > 1 and "fork" in multiprocessing.get_all_start_methods():
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
@@ -369,7 +369,7 @@ def _chart_pngs(charts: list[tuple[Chart, pd.DataFrame, str]], png_dir: Path) ->
     else:
         drawn = [_draw(*job) for job in jobs]
     for i, png in zip(todo, drawn, strict=True):
-        _write_atomic(paths[i], png)
+        _write_atomic(charts[i][3], png)
         pngs[i] = png
     return pngs
 
@@ -548,14 +548,32 @@ def render_preview(dashboard: Dashboard, tables: Mapping[str, pa.Table], out_dir
 
     A chart whose rows are empty (or whose table is missing) shows "No data yet".
     """
+    return render_previews([(dashboard, tables, quality)], out_dir, refreshed_at)[dashboard.slug]
+
+
+def render_previews(pages: Sequence[tuple[Dashboard, Mapping[str, pa.Table], QualityStatus | None]], out_dir: Path,
+                    refreshed_at: dt.datetime) -> dict[str, Path]:
+    """`render_preview` of several dashboards (each with its tables and status), their charts drawn together: a
+    refresh that changes a few charts of each dashboard keeps every core drawing."""
     out_dir = Path(out_dir)
-    png_dir = out_dir / dashboard.slug
-    sections, charts = [], []
-    for chart in dashboard.charts:
-        table = tables.get(chart.table)
-        charts.append((chart, chart_frame(chart, table) if table is not None else pd.DataFrame(),
-                       _period_note(chart, table)))
-    for n, ((chart, df, note), png) in enumerate(zip(charts, _chart_pngs(charts, png_dir), strict=True), start=1):
+    charts: dict[str, list] = {}
+    for dashboard, tables, _ in pages:
+        charts[dashboard.slug] = []
+        for n, chart in enumerate(dashboard.charts, start=1):
+            table = tables.get(chart.table)
+            frame = chart_frame(chart, table) if table is not None else pd.DataFrame()
+            charts[dashboard.slug].append((chart, frame, _period_note(chart, table),
+                                           out_dir / dashboard.slug / f"chart-{n}.png"))
+    pngs = iter(_chart_pngs([chart for drawn in charts.values() for chart in drawn]))
+    return {dashboard.slug: _write_page(dashboard, [(*chart[:3], next(pngs)) for chart in charts[dashboard.slug]],
+                                        out_dir, refreshed_at, quality)
+            for dashboard, _, quality in pages}
+
+
+def _write_page(dashboard: Dashboard, charts: list[tuple[Chart, pd.DataFrame, str, bytes | None]], out_dir: Path,
+                refreshed_at: dt.datetime, quality: QualityStatus | None) -> Path:
+    sections = []
+    for n, (chart, df, note, png) in enumerate(charts, start=1):
         title = html.escape(chart.title)
         if df.empty:
             body = f'<div class="nodata">{NO_DATA}</div>'
