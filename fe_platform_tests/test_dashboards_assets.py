@@ -158,7 +158,7 @@ def test_a_dashboard_that_fails_leaves_the_others_refreshed_and_is_named(platfor
     assert not result.success
     assert [m.asset_key for m in result.asset_materializations_for_node("dashboards")] == [TERRITORY]
     assert "Brand Performance (ExtractError: Brand Performance: no space left on device)" in \
-        result.failure_data_for_node("dashboards").error.message
+        result.failure_data_for_node("dashboards").error.to_string()
     assert (settings.dashboards_dir / "territory-performance.html").exists()
     assert not (settings.dashboards_dir / "brand-performance.html").exists()
 
