@@ -5,7 +5,9 @@ weeks are three lake loads per feed, each a process that loads the definitions. 
 are one run per partitioning, and what depends on them waits for a later tick instead of running beside them.
 """
 
+import os
 from datetime import date
+from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -117,23 +119,46 @@ def test_what_follows_a_feed_waits_for_its_landed_deliveries_unless_they_are_stu
     assert not sap_held()
     lake.put_bytes(lake.read_bytes(latest).replace(b"\n9", b"\n8", 1), landed)
     fx = sorted(o.key for o in lake.list("landing/fx_rates/"))[-1]
-    fx_bytes = lake.read_bytes(fx)
+    fx_bytes, fx_stat = lake.read_bytes(fx), Path(settings.lake_root, fx).stat()
     try:
         held = tick(defs, instance)
         assert sap_held() and not any(FACT in r.asset_selection for r in held.run_requests)
         assert "marts/fct_billing_line" in held.cursor
+        # a backlog holds back the whole warehouse, not only what follows SAP
+        assert dg.AssetKey("validated_iqvia_rx") in busy_assets(instance, defs.get_repository_def(), lake)
+
+        ingestion_ran(defs, instance, "sap_billing", dg.DagsterRunStatus.FAILURE)
+        assert not sap_held()
+        ingestion_ran(defs, instance, "sap_billing", dg.DagsterRunStatus.SUCCESS)  # fixed: the file is next
+        assert sap_held()
 
         lake.put_bytes(fx_bytes + b"\n", fx)  # a correction of the FX rates, whose ingestion then fails
         ingestion_ran(defs, instance, "fx_rates", dg.DagsterRunStatus.FAILURE)
         assert not sap_held()
         ingestion_ran(defs, instance, "fx_rates", dg.DagsterRunStatus.SUCCESS)  # a retry: the FX file is next
         assert sap_held()
-
-        ingestion_ran(defs, instance, "sap_billing", dg.DagsterRunStatus.FAILURE)
-        assert not sap_held()
     finally:
         lake.delete([landed])
         lake.put_bytes(fx_bytes, fx)
+        os.utime(Path(settings.lake_root, fx), ns=(fx_stat.st_atime_ns, fx_stat.st_mtime_ns))  # the file as logged
+
+
+def test_an_ingestion_run_not_started_yet_holds_back_the_warehouse_and_one_in_progress_what_follows_it(ingested):
+    from fe_platform.defs.warehouse.automation import busy_assets
+
+    settings, defs, instance = ingested
+    lake, repository = lake_from_settings(settings), defs.get_repository_def()
+    run = instance.create_run_for_job(defs.resolve_job_def("ingest_sfdc_call_job"),
+                                      tags={"fe_platform/feed": "sfdc_call"})  # not started: as queued
+    try:
+        assert dg.AssetKey("validated_iqvia_rx") in busy_assets(instance, repository, lake)
+        instance.report_dagster_event(dg.DagsterEvent(dg.DagsterEventType.RUN_START.value,
+                                                      job_name=run.job_name), run.run_id)  # dequeued: it runs
+        assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.STARTED
+        busy = busy_assets(instance, repository, lake)
+        assert dg.AssetKey("validated_sfdc_call") in busy and dg.AssetKey("validated_iqvia_rx") not in busy
+    finally:
+        instance.report_run_failed(instance.get_run_by_id(run.run_id))
 
 
 def test_a_tick_evaluates_again_only_after_a_new_event_or_a_minute(ingested, monkeypatch):

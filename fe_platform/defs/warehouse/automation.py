@@ -66,25 +66,34 @@ def _decode(text: str):
     return deserialize_value(zlib.decompress(base64.b64decode(text)).decode())
 
 
+WAITING_TO_START = (dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.QUEUED)
+
+
 def busy_assets(instance: dg.DagsterInstance, repository: dg.RepositoryDefinition, lake) -> set[dg.AssetKey]:
-    """The assets of every run queued or in progress (a refresh names them, an ingestion run its job does), and
-    of the ingestion runs the landing sensors are to start: on a backlog, what follows a feed waits for all of
-    its landed deliveries instead of being built once per sensor tick."""
+    """The assets of every run queued or in progress (a refresh names them, an ingestion run its job does), and,
+    while ingestion has a backlog (a feed's landed deliveries its sensor is to take, or an ingestion run not
+    started yet), every feed's ingestion assets: on a backlog the warehouse is loaded and built once the queue
+    has drained, beside the last ingestion runs, instead of once per feed in the slots the backlog waits for."""
     from dagster._core.storage.dagster_run import NOT_FINISHED_STATUSES, RunsFilter
 
-    from fe_platform.defs.ingestion.sensors import ingestion_job_name, landed_states
+    from fe_platform.defs.ingestion.sensors import FEED_TAG, ingestion_job_name, landed_states
     from fe_platform.lib.feeds import FEEDS
 
-    busy = set()
+    def ingestion_assets(feeds) -> set[dg.AssetKey]:
+        jobs = [ingestion_job_name(feed) for feed in feeds]
+        return {key for job in jobs if repository.has_job(job)
+                for key in repository.get_job(job).asset_layer.selected_asset_keys}
+
+    busy, backlog = set(), False
     for record in instance.get_run_records(RunsFilter(statuses=list(NOT_FINISHED_STATUSES))):
         run = record.dagster_run
         if run.asset_selection:
             busy |= run.asset_selection
         elif repository.has_job(run.job_name):
             busy |= repository.get_job(run.job_name).asset_layer.selected_asset_keys
-    for feed, state in landed_states(instance, lake).items():
-        if state == "waiting" and repository.has_job(job := ingestion_job_name(FEEDS[feed])):
-            busy |= repository.get_job(job).asset_layer.selected_asset_keys
+        backlog |= run.status in WAITING_TO_START and FEED_TAG in run.tags
+    if backlog or "waiting" in landed_states(instance, lake).values():
+        busy |= ingestion_assets(FEEDS.values())
     return busy
 
 
