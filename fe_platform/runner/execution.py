@@ -240,17 +240,6 @@ class Runner:
         return cursor
 
 
-def code_version(settings: Settings) -> str:
-    """The code the automation conditions come from: the platform's sources and dbt manifest as they stand,
-    the settings (they choose feeds and dashboards) and Dagster's version."""
-    from fe_platform.defs.warehouse.project import MANIFEST
-
-    digest = hashlib.sha256(f"{dg.__version__}|{settings.to_json()}".encode())
-    for path in sorted((PROJECT_ROOT / "fe_platform").rglob("*.py")) + [MANIFEST]:
-        digest.update(path.read_bytes() if path.exists() else b"")
-    return digest.hexdigest()
-
-
 class QuietMark:
     """The event log state and code version seen by the last evaluation that asked for nothing, kept in the home:
     the next `fe-platform run` that finds both the same asks for nothing without evaluating (half a second of a
@@ -261,10 +250,12 @@ class QuietMark:
         self.settings, self.path = settings, settings.home / "automation_quiet.txt"
 
     def state(self, instance: dg.DagsterInstance) -> str | None:
+        from fe_platform.code import code_version
         from fe_platform.defs.warehouse.automation import event_log_state
 
         log = event_log_state(instance)
-        return None if log is None else f"{log} {code_version(self.settings)}"
+        settings = hashlib.sha256(self.settings.to_json().encode()).hexdigest()  # they choose feeds and dashboards
+        return None if log is None else f"{log} {code_version()} {settings}"
 
     def holds(self, state: str | None) -> bool:
         return state is not None and self.path.exists() and self.path.read_text() == state
