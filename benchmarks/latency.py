@@ -104,7 +104,7 @@ def daemon_until_done(home: Path, timeout: float = 3600) -> float:
     try:
         os.environ["DAGSTER_HOME"] = env["DAGSTER_HOME"]
         while time.perf_counter() - started < timeout:
-            time.sleep(5)
+            time.sleep(1)  # the resolution of the figure
             logged = sum(1 for p in (home / "lake" / "deliveries").rglob("*.parquet")) \
                 if (home / "lake" / "deliveries").exists() else 0
             if logged < landing:

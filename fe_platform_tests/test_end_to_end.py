@@ -288,3 +288,29 @@ def test_the_summary_counts_the_rows_of_tables_and_names_the_views(platform):
                            "where table_schema = 'lake' and table_type = 'BASE TABLE'")
     rows = sum(sql(settings, f'select count(*) from lake."{name}"')[0][0] for (name,) in tables)
     assert by_layer["lake"] == [f"{rows:,}", "rows", "in", str(len(tables)), "tables"]
+
+
+def test_the_summary_counts_again_once_the_warehouse_file_changed(platform, monkeypatch):
+    from fe_platform.defs.resources import warehouse_from_settings
+    from fe_platform.runner import warehouse_lines
+
+    settings = platform[0]
+    target = warehouse_from_settings(settings)
+    before = warehouse_lines(settings, target)
+    opened = []
+    connect = type(target).connect
+    monkeypatch.setattr(type(target), "connect", lambda self: opened.append(1) or connect(self))
+    assert warehouse_lines(settings, target) == before and opened == []  # the same file: not opened again
+
+    with duckdb.connect(str(settings.duckdb_path)) as con:
+        con.execute("create table marts.summary_probe as select 1 as one")
+    try:
+        after = warehouse_lines(settings, target)
+
+        def marts_tables(lines) -> int:
+            return int(next(line for line in lines if line.split()[0] == "marts").split()[-2])
+
+        assert opened and marts_tables(after) == marts_tables(before) + 1
+    finally:
+        with duckdb.connect(str(settings.duckdb_path)) as con:
+            con.execute("drop table marts.summary_probe")

@@ -52,7 +52,26 @@ def lake_lines(settings: Settings, lake) -> list[str]:
 
 
 def warehouse_lines(settings: Settings, target) -> list[str]:
-    """Rows per warehouse layer (its tables: counting a view would run its query), and per reporting table."""
+    """Rows per warehouse layer (its tables: counting a view would run its query), and per reporting table. A
+    DuckDB file that did not change since the last summary is not opened again: its lines are kept in the home."""
+    cache, state = settings.home / "warehouse_lines.json", _file_state(settings)
+    if state and cache.exists() and (kept := json.loads(cache.read_text()))["file"] == state:
+        return kept["lines"]
+    lines = _count_warehouse(settings, target)
+    if state and state == _file_state(settings) and "not readable" not in lines[0]:
+        cache.write_text(json.dumps({"file": state, "lines": lines}))
+    return lines
+
+
+def _file_state(settings: Settings) -> list | None:
+    """A DuckDB warehouse file's size and modification time (and its write-ahead log's), or None."""
+    if settings.warehouse_target != "duckdb" or not settings.duckdb_path.exists():
+        return None
+    wal = settings.duckdb_path.with_name(settings.duckdb_path.name + ".wal")
+    return [[p.stat().st_size, p.stat().st_mtime_ns] if p.exists() else None for p in (settings.duckdb_path, wal)]
+
+
+def _count_warehouse(settings: Settings, target) -> list[str]:
     from fe_platform.lib.warehouse import qualified
 
     try:

@@ -199,19 +199,23 @@ class Runner:
             return
         self.summary.extra_lines += operations.summary_lines(self.settings, alerts)
 
-    def refresh(self, cursor=None):
-        """Ask automation what is stale; materialize it and what follows, in order; repeat. An evaluation that
-        would see what the last one asking for nothing saw is not made (`QuietMark`)."""
+    def refresh(self) -> None:
+        """Ask automation what is stale; materialize it and what follows, in order; repeat. The conditions' cursor
+        is the home's. An evaluation that would see what the last one asking for nothing saw is not made
+        (`QuietMark`): then the cursor is neither read nor written."""
         from fe_platform.defs.warehouse.automation import evaluate
 
         graph = self.defs.resolve_asset_graph()
         job = self.defs.resolve_implicit_global_asset_job_def()
         quiet = QuietMark(self.settings)
+        cursor = None  # the home's, read when an evaluation needs it
         failed: set[dg.AssetKey] = set()  # asked for again by the next `fe-platform run`, not by this one
         for _ in range(MAX_ROUNDS):
             seen = quiet.state(self.instance)  # before evaluating: what is written meanwhile is new next time
             if quiet.holds(seen):
                 break
+            if cursor is None:
+                cursor = load_cursor(self.settings)
             requested, cursor = evaluate(self.defs, self.instance, cursor)
             if not requested:
                 quiet.remember(seen)
@@ -237,7 +241,8 @@ class Runner:
                                     asset_selection=list(run.assets))
                 if not done.success:
                     failed.update(run.assets)
-        return cursor
+        if cursor is not None:
+            save_cursor(self.settings, cursor)
 
 
 class QuietMark:
@@ -312,15 +317,13 @@ def run_platform(settings: Settings, echo: Echo = print, wait_seconds: float = 0
             if swept:
                 echo(f"Marked {len(swept)} run(s) of a killed `fe-platform run` failed; their work is redone.")
             sweep_leftovers(settings, defs.resources["lake"])
-            cursor = load_cursor(settings)
-            if cursor is None:
+            if not _cursor_path(settings).exists():
                 # The first evaluation sets the baseline that "an upstream asset updated" is measured against.
-                cursor = dg.evaluate_automation_conditions(defs=defs, instance=instance).cursor
+                save_cursor(settings, dg.evaluate_automation_conditions(defs=defs, instance=instance).cursor)
             echo("Ingesting new deliveries from landing/ ...")
             runner.ingest()
             echo("Bringing stale warehouse tables and dashboards up to date ...")
-            cursor = runner.refresh(cursor)
-            save_cursor(settings, cursor)
+            runner.refresh()
             runner.tell_owners()
         return runner.summary
     finally:
