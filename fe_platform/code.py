@@ -13,5 +13,8 @@ def code_version() -> str:
     digest = hashlib.sha256(importlib.metadata.version("dagster").encode())
     manifest = PROJECT_ROOT / "dbt_project" / "target" / "manifest.json"
     for path in [*sorted((PROJECT_ROOT / "fe_platform").rglob("*.py")), manifest]:
-        digest.update(path.read_bytes() if path.exists() else b"")
+        try:
+            digest.update(path.read_bytes())
+        except OSError:  # not there (yet), or replaced by an editor meanwhile
+            digest.update(b"-")
     return digest.hexdigest()

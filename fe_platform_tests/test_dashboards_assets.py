@@ -162,6 +162,23 @@ def test_a_dashboard_that_fails_leaves_the_others_refreshed_and_is_named(platfor
     assert (settings.dashboards_dir / "territory-performance.html").exists()
     assert not (settings.dashboards_dir / "brand-performance.html").exists()
 
+    # a page that cannot be written: the other dashboard's page is written (page by page, after the failure)
+    from fe_platform.lib.dashboards import preview
+
+    monkeypatch.undo()
+    write_page = preview._write_page
+
+    def unwritable_territory(dashboard, *args):
+        if dashboard.slug == "territory-performance":
+            raise PermissionError("dashboards/territory-performance.html: read-only")
+        return write_page(dashboard, *args)
+
+    monkeypatch.setattr(preview, "_write_page", unwritable_territory)
+    result = defs.resolve_implicit_global_asset_job_def().execute_in_process(
+        instance=instance, asset_selection=[BRAND, TERRITORY], raise_on_error=False)
+    assert [m.asset_key for m in result.asset_materializations_for_node("dashboards")] == [BRAND]
+    assert "Territory Performance (PermissionError" in result.failure_data_for_node("dashboards").error.to_string()
+
 
 SECRET = "pat-secret-for-the-dashboard-test"
 

@@ -106,13 +106,13 @@ def test_what_follows_a_feed_waits_for_its_landed_deliveries_unless_they_are_stu
     a feed with landed deliveries not ingested yet waits for them. Deliveries that wait for a fix hold nothing
     back: those of a feed whose last ingestion run failed, and those of a feed whose sensor waits for such a
     reference feed (SAP billing waits for the FX rates)."""
-    from fe_platform.defs.warehouse.automation import busy_assets
+    from fe_platform.defs.warehouse.automation import BACKLOG_HOLD_AT_MOST, busy_assets
 
     settings, defs, instance = ingested
     lake = lake_from_settings(settings)
 
     def sap_held() -> bool:
-        return dg.AssetKey("validated_sap_billing") in busy_assets(instance, defs.get_repository_def(), lake)
+        return dg.AssetKey("validated_sap_billing") in busy_assets(instance, defs.get_repository_def(), lake)[0]
 
     latest = sorted(o.key for o in lake.list("landing/sap_billing/"))[-1]
     landed = "landing/sap_billing/SAP_BILLING_20261121.csv"
@@ -125,7 +125,11 @@ def test_what_follows_a_feed_waits_for_its_landed_deliveries_unless_they_are_stu
         assert sap_held() and not any(FACT in r.asset_selection for r in held.run_requests)
         assert "marts/fct_billing_line" in held.cursor
         # a backlog holds back the whole warehouse, not only what follows SAP
-        assert dg.AssetKey("validated_iqvia_rx") in busy_assets(instance, defs.get_repository_def(), lake)
+        busy, began = busy_assets(instance, defs.get_repository_def(), lake)
+        assert dg.AssetKey("validated_iqvia_rx") in busy
+        # for a quarter of an hour: a steady stream of deliveries must not hold the warehouse back for ever
+        busy, _ = busy_assets(instance, defs.get_repository_def(), lake, began - BACKLOG_HOLD_AT_MOST)
+        assert dg.AssetKey("validated_sap_billing") in busy and dg.AssetKey("validated_iqvia_rx") not in busy
 
         ingestion_ran(defs, instance, "sap_billing", dg.DagsterRunStatus.FAILURE)
         assert not sap_held()
@@ -151,11 +155,11 @@ def test_an_ingestion_run_not_started_yet_holds_back_the_warehouse_and_one_in_pr
     run = instance.create_run_for_job(defs.resolve_job_def("ingest_sfdc_call_job"),
                                       tags={"fe_platform/feed": "sfdc_call"})  # not started: as queued
     try:
-        assert dg.AssetKey("validated_iqvia_rx") in busy_assets(instance, repository, lake)
+        assert dg.AssetKey("validated_iqvia_rx") in busy_assets(instance, repository, lake)[0]
         instance.report_dagster_event(dg.DagsterEvent(dg.DagsterEventType.RUN_START.value,
                                                       job_name=run.job_name), run.run_id)  # dequeued: it runs
         assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.STARTED
-        busy = busy_assets(instance, repository, lake)
+        busy, _ = busy_assets(instance, repository, lake)
         assert dg.AssetKey("validated_sfdc_call") in busy and dg.AssetKey("validated_iqvia_rx") not in busy
     finally:
         instance.report_run_failed(instance.get_run_by_id(run.run_id))

@@ -14,7 +14,7 @@ from dagster._core.code_pointer import ModuleCodePointer
 from dagster._core.launcher import LaunchRunContext, WorkerStatus
 from dagster._core.origin import JobPythonOrigin, RepositoryPythonOrigin
 
-from fe_platform.run_launcher import WORKER_PID_TAG, ForkingRunLauncher
+from fe_platform.run_launcher import WORKER_TAG, ForkingRunLauncher
 from fe_platform.settings import PROJECT_ROOT
 from fe_platform_tests.locations import runs_location
 
@@ -34,8 +34,8 @@ def instance(tmp_path, monkeypatch):
         instance.run_launcher.dispose()
 
 
-def launch(instance, job_name: str) -> str:
-    origin = JobPythonOrigin(job_name, RepositoryPythonOrigin(
+def launch(instance, job_name: str, origin_job: str | None = None) -> str:
+    origin = JobPythonOrigin(origin_job or job_name, RepositoryPythonOrigin(
         sys.executable, ModuleCodePointer(MODULE, "defs", str(PROJECT_ROOT))))
     run = instance.create_run_for_job(runs_location.defs.resolve_job_def(job_name), job_code_origin=origin)
     instance.run_launcher.launch_run(LaunchRunContext(dagster_run=run, workspace=None))
@@ -68,7 +68,8 @@ def test_runs_are_forked_from_one_warm_process_started_again_when_the_code_chang
     assert finished(instance, second).status == dg.DagsterRunStatus.SUCCESS
     assert worker_and_warm_pids(instance, second)[1] == warm != os.getpid()  # the same warm process
     assert worker_and_warm_pids(instance, second)[0] not in (worker, warm)  # a worker of its own
-    assert instance.get_run_by_id(second).tags[WORKER_PID_TAG] == str(worker_and_warm_pids(instance, second)[0])
+    tagged = instance.get_run_by_id(second).tags[WORKER_TAG]  # "<pid>:<start time>"
+    assert tagged.split(":")[0] == str(worker_and_warm_pids(instance, second)[0]) and tagged.split(":")[1]
 
     monkeypatch.setattr(code, "code_version", lambda: "the code after an edit")
     third = launch(instance, "quick_job")
@@ -103,3 +104,13 @@ def test_a_run_is_terminated_and_a_killed_worker_is_seen_gone(instance, tmp_path
         time.sleep(0.2)
     assert not instance.run_launcher.terminate(killed)  # nothing left to stop
 
+
+
+def test_a_run_its_worker_cannot_start_fails_at_once_naming_why(instance):
+    run_id = launch(instance, "quick_job", origin_job="a_job_the_code_no_longer_has")
+    run = finished(instance, run_id, timeout=30)  # not after run monitoring's start timeout (3 minutes)
+    assert run.status == dg.DagsterRunStatus.FAILURE
+    errors = [e.dagster_event.engine_event_data.error for e in instance.all_logs(run_id)
+              if e.dagster_event and e.dagster_event.event_type_value == "ENGINE_EVENT"]
+    assert any(error and "a_job_the_code_no_longer_has" in error.message for error in errors)
+    assert finished(instance, launch(instance, "quick_job")).status == dg.DagsterRunStatus.SUCCESS  # and runs go on

@@ -55,11 +55,17 @@ def warehouse_lines(settings: Settings, target) -> list[str]:
     """Rows per warehouse layer (its tables: counting a view would run its query), and per reporting table. A
     DuckDB file that did not change since the last summary is not opened again: its lines are kept in the home."""
     cache, state = settings.home / "warehouse_lines.json", _file_state(settings)
-    if state and cache.exists() and (kept := json.loads(cache.read_text()))["file"] == state:
+    try:
+        kept = json.loads(cache.read_text()) if state else {}
+    except (OSError, ValueError):  # none yet, or unreadable: counted again
+        kept = {}
+    if state and kept.get("file") == state:
         return kept["lines"]
     lines = _count_warehouse(settings, target)
     if state and state == _file_state(settings) and "not readable" not in lines[0]:
-        cache.write_text(json.dumps({"file": state, "lines": lines}))
+        temporary = cache.with_suffix(".tmp")
+        temporary.write_text(json.dumps({"file": state, "lines": lines}))
+        temporary.replace(cache)
     return lines
 
 
@@ -68,7 +74,8 @@ def _file_state(settings: Settings) -> list | None:
     if settings.warehouse_target != "duckdb" or not settings.duckdb_path.exists():
         return None
     wal = settings.duckdb_path.with_name(settings.duckdb_path.name + ".wal")
-    return [[p.stat().st_size, p.stat().st_mtime_ns] if p.exists() else None for p in (settings.duckdb_path, wal)]
+    return [str(settings.duckdb_path)] + [[p.stat().st_size, p.stat().st_mtime_ns] if p.exists() else None
+                                          for p in (settings.duckdb_path, wal)]
 
 
 def _count_warehouse(settings: Settings, target) -> list[str]:

@@ -15,6 +15,7 @@ import os
 import shutil
 import socket
 import threading
+import time
 from contextlib import redirect_stderr, redirect_stdout
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -31,6 +32,7 @@ RUNNER_TAG = "fe_platform/runner"  # host:pid of the `fe-platform run` that exec
 MAX_ROUNDS = 4  # evaluations until automation requests nothing more
 DAEMON_FRESH = timedelta(minutes=2)
 LEFTOVER_AGE = timedelta(minutes=15)
+QUIET_FOR_AT_MOST = timedelta(hours=1)  # how long a run with nothing new may skip the evaluation (QuietMark)
 
 
 DASHBOARD_RENDERER = "fe_platform.lib.dashboards.preview"
@@ -248,8 +250,8 @@ class Runner:
 class QuietMark:
     """The event log state and code version seen by the last evaluation that asked for nothing, kept in the home:
     the next `fe-platform run` that finds both the same asks for nothing without evaluating (half a second of a
-    run with nothing new). Anything materialized, checked, run or wiped since, or other code, and it evaluates.
-    (A run deleted in the UI writes no event: its assets are looked at again after the next event.)"""
+    run with nothing new). Anything materialized, checked, run or wiped since, or other code, and it evaluates;
+    and at least once an hour (a run deleted in the UI writes no event)."""
 
     def __init__(self, settings: Settings):
         self.settings, self.path = settings, settings.home / "automation_quiet.txt"
@@ -263,7 +265,11 @@ class QuietMark:
         return None if log is None else f"{log} {code_version()} {settings}"
 
     def holds(self, state: str | None) -> bool:
-        return state is not None and self.path.exists() and self.path.read_text() == state
+        try:
+            return state is not None and self.path.read_text() == state and \
+                time.time() - self.path.stat().st_mtime < QUIET_FOR_AT_MOST.total_seconds()
+        except OSError:  # none yet
+            return False
 
     def remember(self, state: str | None) -> None:
         if state is not None:

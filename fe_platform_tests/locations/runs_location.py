@@ -6,6 +6,7 @@ from pathlib import Path
 
 import dagster as dg
 
+print("loading the runs location")  # as a module may while it loads: the launcher's answers must stay apart
 
 @dg.asset
 def quick() -> dg.MaterializeResult:

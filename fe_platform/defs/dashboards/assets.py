@@ -105,24 +105,34 @@ def dashboards_asset(dashboards: Sequence[Dashboard], settings: Settings, report
         from fe_platform.lib.dashboards.preview import render_previews
 
         selected = [d for d in dashboards if dashboard_key(d) in context.selected_asset_keys]
-        with warehouse.connect() as wh:
-            tables = {d.slug: {name: wh.read_table(reporting[name].schema, name) for name in d.tables}
-                      for d in selected}
         refreshed_at = datetime.now(UTC)
-        quality = {d.slug: upstream.quality_status(context.instance, context.run.run_id, check_keys[d.slug])
-                   for d in selected}
-        published, failed = {}, {}
-        with hyper_process() as hyper:
-            for d in selected:
+        failed: dict[str, Exception] = {}  # title -> why; one dashboard's failure holds back no other
+
+        def each(dashboards_left, work) -> dict:
+            done = {}
+            for d in dashboards_left:
                 try:
-                    published[d.slug] = publish(d, tables[d.slug], settings, reporting, lake, hyper)
-                except Exception as exc:  # noqa: BLE001 (one dashboard's failure must not hold back the others)
+                    done[d.slug] = work(d)
+                except Exception as exc:  # noqa: BLE001 (told in the log, and by the step's failure)
                     context.log.error(f"{d.title}: not refreshed: {type(exc).__name__}: {exc}")
                     failed[d.title] = exc
-        done = [d for d in selected if d.slug in published]
-        previews = render_previews([(d, tables[d.slug], quality[d.slug]) for d in done], settings.dashboards_dir,
-                                   refreshed_at)
-        for d in done:
+            return done
+
+        with warehouse.connect() as wh:
+            tables = each(selected, lambda d: {name: wh.read_table(reporting[name].schema, name) for name in d.tables})
+        quality = each([d for d in selected if d.slug in tables], lambda d: upstream.quality_status(
+            context.instance, context.run.run_id, check_keys[d.slug]))
+        with hyper_process() as hyper:
+            published = each([d for d in selected if d.slug in quality],
+                             lambda d: publish(d, tables[d.slug], settings, reporting, lake, hyper))
+        ready = [d for d in selected if d.slug in published]
+        try:  # the charts that changed, of every dashboard at once
+            previews = render_previews([(d, tables[d.slug], quality[d.slug]) for d in ready],
+                                       settings.dashboards_dir, refreshed_at)
+        except Exception:  # noqa: BLE001 (then page by page, to find the one that fails)
+            previews = each(ready, lambda d: render_previews([(d, tables[d.slug], quality[d.slug])],
+                                                             settings.dashboards_dir, refreshed_at)[d.slug])
+        for d in [d for d in ready if d.slug in previews]:
             _status_path(settings, d).write_text(json.dumps({
                 "slug": d.slug, "title": d.title, "refreshed_at": refreshed_at.isoformat(),
                 "quality_status": quality[d.slug].headline, "quality": quality[d.slug].to_json(),

@@ -67,13 +67,17 @@ def _decode(text: str):
 
 
 WAITING_TO_START = (dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.QUEUED)
+BACKLOG_HOLD_AT_MOST = 15 * 60  # seconds a backlog holds the whole warehouse back (a steady stream never drains)
 
 
-def busy_assets(instance: dg.DagsterInstance, repository: dg.RepositoryDefinition, lake) -> set[dg.AssetKey]:
+def busy_assets(instance: dg.DagsterInstance, repository: dg.RepositoryDefinition, lake,
+                backlog_began: float | None = None) -> tuple[set[dg.AssetKey], float | None]:
     """The assets of every run queued or in progress (a refresh names them, an ingestion run its job does), and,
     while ingestion has a backlog (a feed's landed deliveries its sensor is to take, or an ingestion run not
     started yet), every feed's ingestion assets: on a backlog the warehouse is loaded and built once the queue
-    has drained, beside the last ingestion runs, instead of once per feed in the slots the backlog waits for."""
+    has drained, beside the last ingestion runs, instead of once per feed in the slots the backlog waits for.
+    Not for longer than BACKLOG_HOLD_AT_MOST after it began (`backlog_began`, from the previous tick): then
+    only what follows each busy feed waits. Returns the busy assets and when the backlog began (None: none)."""
     from dagster._core.storage.dagster_run import NOT_FINISHED_STATUSES, RunsFilter
 
     from fe_platform.defs.ingestion.sensors import FEED_TAG, ingestion_job_name, landed_states
@@ -92,14 +96,21 @@ def busy_assets(instance: dg.DagsterInstance, repository: dg.RepositoryDefinitio
         elif repository.has_job(run.job_name):
             busy |= repository.get_job(run.job_name).asset_layer.selected_asset_keys
         backlog |= run.status in WAITING_TO_START and FEED_TAG in run.tags
-    if backlog or "waiting" in landed_states(instance, lake).values():
+    waiting = [FEEDS[name] for name, state in landed_states(instance, lake).items() if state == "waiting"]
+    busy |= ingestion_assets(waiting)
+    if not (backlog or waiting):
+        return busy, None
+    began = backlog_began or time.time()
+    if time.time() - began < BACKLOG_HOLD_AT_MOST:
         busy |= ingestion_assets(FEEDS.values())
-    return busy
+    return busy, began
 
 
 def event_log_state(instance: dg.DagsterInstance) -> int | None:
     """The event log's last record: two evaluations from one cursor over the same event log ask for the same
-    (a wipe writes an event too). None where the storage cannot say (an event log sharded per run)."""
+    (a wipe writes an event too). Not always: a run deleted in the UI takes its events away and writes none, and
+    the next events may take their ids again; hence the time limits of those who rely on it. None where the
+    storage cannot say (an event log sharded per run)."""
     try:
         return instance.event_log_storage.get_maximum_record_id()
     except NotImplementedError:
@@ -158,12 +169,13 @@ def refresh_sensor() -> dg.SensorDefinition:
             return dg.SkipReason("nothing is stale")
         for key, partitions in waiting.items():
             requested.setdefault(key, set()).update(partitions)
-        start, waiting = runs_to_start(graph, requested, busy_assets(context.instance, context.repository_def, lake))
+        busy, backlog_began = busy_assets(context.instance, context.repository_def, lake, state.get("backlog_began"))
+        start, waiting = runs_to_start(graph, requested, busy)
         for run in start:
             context.log.info(f"refresh {run.label}")
         if waiting:
             context.log.info(f"waiting for what is upstream: {', '.join(k.to_user_string() for k in waiting)}")
-        state = {"automation": _encode(cursor),
+        state = {"automation": _encode(cursor), "backlog_began": backlog_began,
                  "waiting": {k.to_user_string(): sorted(v, key=str) for k, v in waiting.items()}}
         return dg.SensorResult(run_requests=[dg.RunRequest(asset_selection=list(run.assets), tags=run.tags)
                                              for run in start], cursor=json.dumps(state))

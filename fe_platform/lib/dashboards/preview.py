@@ -544,7 +544,8 @@ def _when(value) -> str:
 
 def render_preview(dashboard: Dashboard, tables: Mapping[str, pa.Table], out_dir: Path,
                    refreshed_at: dt.datetime, quality: QualityStatus | None = None) -> Path:
-    """Write `<out_dir>/<slug>.html` and `<out_dir>/<slug>/chart-<n>.png`; return the HTML path.
+    """Write `<out_dir>/<slug>.html` and `<out_dir>/<slug>/chart-<n>.png` for each chart drawn as a picture;
+    return the HTML path.
 
     A chart whose rows are empty (or whose table is missing) shows "No data yet".
     """
