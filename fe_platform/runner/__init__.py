@@ -15,6 +15,13 @@ __all__ = ["PlatformBusy", "RunSummary", "dagster_instance", "load_cursor", "pri
 SUMMARY_LAYERS = ("lake", "staging", "intermediate", "marts", "reporting")
 
 
+def _keep(cache: Path, value) -> None:
+    """Write a summary's cache whole: a reader never finds half of it."""
+    temporary = cache.with_suffix(".tmp")
+    temporary.write_text(json.dumps(value))
+    temporary.replace(cache)
+
+
 def delivery_totals(lake, cache: Path) -> dict[str, list]:
     """Per delivery-log file: feed, outcome, rows in, validated and quarantined. A record is a file of its own
     that never changes, so each is read once: what earlier summaries read is kept in `cache` (a run with
@@ -27,9 +34,7 @@ def delivery_totals(lake, cache: Path) -> dict[str, list]:
     if new:
         for r in read_records(lake, new):
             known[r.object_key] = [r.feed, r.outcome, r.rows_in, r.rows_valid, r.rows_quarantined]
-        temporary = cache.with_suffix(".tmp")
-        temporary.write_text(json.dumps(known))
-        temporary.replace(cache)
+        _keep(cache, known)
     return {e.object_key: known[e.object_key] for e in entries}
 
 
@@ -63,9 +68,7 @@ def warehouse_lines(settings: Settings, target) -> list[str]:
         return kept["lines"]
     lines = _count_warehouse(settings, target)
     if state and state == _file_state(settings) and "not readable" not in lines[0]:
-        temporary = cache.with_suffix(".tmp")
-        temporary.write_text(json.dumps({"file": state, "lines": lines}))
-        temporary.replace(cache)
+        _keep(cache, {"file": state, "lines": lines})
     return lines
 
 

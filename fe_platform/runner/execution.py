@@ -254,15 +254,17 @@ class QuietMark:
     and at least once an hour (a run deleted in the UI writes no event)."""
 
     def __init__(self, settings: Settings):
-        self.settings, self.path = settings, settings.home / "automation_quiet.txt"
+        from fe_platform.code import code_version
+
+        self.path = settings.home / "automation_quiet.txt"
+        # the code and the settings (they choose feeds and dashboards) stay as they are for the whole run
+        self.code = f"{code_version()} {hashlib.sha256(settings.to_json().encode()).hexdigest()}"
 
     def state(self, instance: dg.DagsterInstance) -> str | None:
-        from fe_platform.code import code_version
         from fe_platform.defs.warehouse.automation import event_log_state
 
         log = event_log_state(instance)
-        settings = hashlib.sha256(self.settings.to_json().encode()).hexdigest()  # they choose feeds and dashboards
-        return None if log is None else f"{log} {code_version()} {settings}"
+        return None if log is None else f"{log} {self.code}"
 
     def holds(self, state: str | None) -> bool:
         try:
